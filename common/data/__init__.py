@@ -1,0 +1,32 @@
+"""One builder over named dataset kinds.
+
+`build(cfg.DATA)` returns a torch Dataset whose items are dicts with at least "image" (float
+C x H x W in [-1, 1]) and "label". Kinds register themselves with `@register` (see registry.py);
+the modules imported below are the built-in ones.
+"""
+from common.data.registry import KINDS, DataSpec, register, spec_from_config
+from common.data import folders, mnist, cifar, scenes  # noqa: F401  (registers the kinds)
+from common.data.loader import EpochLoader, seeded_rngs, to_device
+
+
+def defaults(kind: str = "layered_scenes", image_size: int = 64, channels: int = 3,
+             root: str = "", split: str = "train", options: dict | None = None) -> dict:
+    """A DATA config section (OPTIONS are checked per kind when the data is built)."""
+    from common.config import FreeDict
+    return {"KIND": kind, "ROOT": root, "SPLIT": split, "IMAGE_SIZE": image_size,
+            "CHANNELS": channels, "DOWNLOAD": False, "OPTIONS": FreeDict(options or {})}
+
+
+def build(data_cfg: dict, source: str = "config"):
+    """The dataset a DATA section describes."""
+    spec = spec_from_config(data_cfg, source)
+    return KINDS[spec.kind].build(spec)
+
+
+def check(data_cfg: dict) -> None:
+    """Config-time check of a DATA section (kind and OPTIONS), without touching any file."""
+    spec_from_config(data_cfg)
+
+
+__all__ = ["KINDS", "DataSpec", "register", "build", "check", "defaults", "EpochLoader",
+           "seeded_rngs", "to_device"]

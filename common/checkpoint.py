@@ -1,0 +1,176 @@
+"""One checkpoint file holds everything needed to continue a run exactly.
+
+Written atomically (temporary file, then rename) and read with `weights_only=True`: it contains
+only tensors, numbers, strings, lists and dicts, never pickled code.
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import config as config_lib
+from common import dist
+from common.errors import CheckpointError
+
+FORMAT = 1
+
+
+# ---- files ----------------------------------------------------------------------------------
+def save(state: dict, path: str | Path) -> Path:
+    """torch.save to a temporary file in the same folder, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: str | Path, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # unpickling errors come in many types
+        raise CheckpointError(f"{path}: not a readable ganrepro checkpoint "
+                              f"({str(err).strip().splitlines()[0]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT or "nets" not in state:
+        raise CheckpointError(f"{path}: not a ganrepro checkpoint (format {FORMAT} expected)")
+    return state
+
+
+def find_latest(run_dir: str | Path) -> Path | None:
+    """checkpoints/last.pt of a run directory, else its newest numbered snapshot, else None."""
+    folder = Path(run_dir) / "checkpoints"
+    if (folder / "last.pt").is_file():
+        return folder / "last.pt"
+    snaps = sorted(folder.glob("ckpt_*.pt"))
+    return snaps[-1] if snaps else None
+
+
+def resolve(run_or_ckpt: str | Path) -> Path:
+    """A checkpoint file, or the newest checkpoint of a run directory."""
+    path = Path(run_or_ckpt)
+    if path.is_dir():
+        found = find_latest(path)
+        if found is None:
+            raise CheckpointError(f"{path}: run directory has no checkpoints/last.pt or "
+                                  "checkpoints/ckpt_*.pt")
+        return found
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file or run directory")
+    return path
+
+
+# ---- random number generators -----------------------------------------------------------------
+def rng_state(device: torch.device) -> dict:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]),
+                  int(np_state[3]), float(np_state[4])],
+    }
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+
+
+# ---- trainer state ----------------------------------------------------------------------------
+def capture(trainer, counters: dict, scaler=None) -> dict:
+    """The full state of a run. Every rank must call it (RNG states are gathered); only rank 0
+    needs to write the result."""
+    rngs = dist.all_gather_objects(rng_state(trainer.device))
+    return {
+        "format": FORMAT,
+        "model": trainer.name,
+        "config": config_lib.to_plain(trainer.cfg),
+        "counters": dict(counters),
+        "nets": {k: v.state_dict() for k, v in trainer.nets.items()},
+        "optimizers": {k: v.state_dict() for k, v in trainer.optimizers.items()},
+        "schedulers": {k: v.state_dict() for k, v in trainer.schedulers.items()},
+        "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+        "rng": rngs,
+        "extra": trainer.extra_state(),
+        "versions": {"torch": str(torch.__version__)},
+    }
+
+
+def load_nets(trainer, state: dict, source: str = "checkpoint", strict: bool = True) -> None:
+    """Load network weights (and EMA twins) into a freshly built trainer."""
+    nets = state["nets"]
+    missing = [k for k in trainer.nets if k not in nets]
+    if missing and strict:
+        raise CheckpointError(f"{source}: has no weights for network(s) {', '.join(missing)} "
+                              f"(it holds {', '.join(nets)})")
+    for name, module in trainer.nets.items():
+        if name not in nets:
+            continue
+        try:
+            module.load_state_dict(nets[name], strict=strict)
+        except RuntimeError as err:
+            first = str(err).splitlines()[0]
+            raise CheckpointError(f"{source}: weights of network {name!r} do not fit the model "
+                                  f"built from the config ({first})") from None
+
+
+def restore(trainer, state: dict, scaler=None, source: str = "checkpoint") -> dict:
+    """Load everything into a freshly built trainer; return the counters. RNGs are set last."""
+    load_nets(trainer, state, source)
+    for kind in ("optimizers", "schedulers"):
+        have, saved = getattr(trainer, kind), state.get(kind, {})
+        if set(have) != set(saved):
+            raise CheckpointError(f"{source}: {kind} {sorted(saved)} do not match the model's "
+                                  f"{sorted(have)}")
+        for name, obj in have.items():
+            obj.load_state_dict(saved[name])
+    if scaler is not None and state.get("scaler") is not None:
+        scaler.load_state_dict(state["scaler"])
+    trainer.load_extra_state(state.get("extra", {}))
+    rngs = state.get("rng") or []
+    if rngs:
+        mine = rngs[dist.rank()] if dist.rank() < len(rngs) else rngs[0]
+        set_rng_state(mine, trainer.device)
+    return dict(state["counters"])
+
+
+def trainer_from_state(state: dict, device: str | torch.device = "cpu",
+                       overrides: list[str] | None = None, source: str = "checkpoint"):
+    """Rebuild a trainer from a loaded checkpoint's own config and load its networks (eval mode).
+
+    This is how sampling and evaluation tools get a generator: `trainer.sampling_net()` is the
+    EMA network where the model keeps one.
+    """
+    from common import models  # the registry imports the model packages lazily
+    module = models.module(state["model"])
+    cfg = models.load_config(module, state["config"], list(overrides or []), source)
+    trainer = module.build(cfg, torch.device(device))
+    load_nets(trainer, state, source)
+    for net in trainer.nets.values():
+        net.eval()
+    trainer.progress.iteration = int(state["counters"].get("iteration", 0))
+    return trainer
+
+
+def load_trainer(run_or_ckpt: str | Path, device: str | torch.device = "cpu",
+                 overrides: list[str] | None = None):
+    """(trainer, state) from a checkpoint file or a run directory's newest checkpoint."""
+    path = resolve(run_or_ckpt)
+    state = load(path)
+    return trainer_from_state(state, device, overrides, str(path)), state

@@ -1,0 +1,135 @@
+"""The command line every training script shares.
+
+python scripts/train_<model>.py --cfg FILE [--out DIR] [--resume auto|PATH] [--force-resume]
+    [--device cpu|cuda] [--max-iters N] [--dry-run] [KEY.SUB=VALUE ...]
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import checkpoint, dist, models
+from common import config as config_lib
+from common.errors import CheckpointError, ConfigError, UserError
+
+
+@dataclass
+class RunContext:
+    """What a model's `main_without_training` hook gets besides the config."""
+
+    args: argparse.Namespace
+    device: torch.device
+    run_dir: Path
+
+
+def parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Train a model from a YAML config.")
+    p.add_argument("--cfg", required=True, help="YAML config file (see cfg/)")
+    p.add_argument("--out", default=None, help="run directory (default: runs/<config name>)")
+    p.add_argument("--resume", default=None, metavar="auto|PATH",
+                   help="continue the newest checkpoint of the run (auto) or a given file")
+    p.add_argument("--force-resume", action="store_true",
+                   help="resume even if the config differs from the checkpoint's")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: RUN.DEVICE)")
+    p.add_argument("--max-iters", type=int, default=None,
+                   help="stop after this many iterations in total (sets RUN.MAX_ITERS)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved config and exit without touching data or devices")
+    p.add_argument("overrides", nargs="*", metavar="KEY.SUB=VALUE", help="config overrides")
+    return p
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed & 0xFFFFFFFF)
+    torch.manual_seed(seed)
+
+
+def _has_checkpoint(folder: Path) -> bool:
+    return checkpoint.find_latest(folder) is not None
+
+
+def resolve_run_dir(args, name: str) -> tuple[Path, Path | None]:
+    """(run directory, checkpoint to resume or None) from --out and --resume."""
+    if args.resume and args.resume != "auto":
+        ckpt = checkpoint.resolve(args.resume)
+        default_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+        return (Path(args.out) if args.out else default_dir), ckpt
+    if args.out:
+        run_dir = Path(args.out)
+        latest = checkpoint.find_latest(run_dir)
+        if args.resume == "auto":
+            return run_dir, latest
+        if latest is not None:
+            raise CheckpointError(f"{run_dir} already holds a run ({latest}); pass --resume auto "
+                                  "to continue it or choose another --out")
+        return run_dir, None
+    base = Path("runs")
+    candidates = [base / name] + sorted(base.glob(f"{name}-*"),
+                                        key=lambda p: int(p.name.rsplit("-", 1)[1])
+                                        if p.name.rsplit("-", 1)[1].isdigit() else 0)
+    candidates = [c for c in candidates if c == base / name or c.name.rsplit("-", 1)[1].isdigit()]
+    if args.resume == "auto":
+        runs = [c for c in candidates if _has_checkpoint(c)]
+        if runs:
+            newest = max(runs, key=lambda c: checkpoint.find_latest(c).stat().st_mtime)
+            return newest, checkpoint.find_latest(newest)
+    for i in range(1, 10_000):
+        run_dir = base / (name if i == 1 else f"{name}-{i}")
+        if not _has_checkpoint(run_dir):
+            return run_dir, None
+    raise CheckpointError(f"{base}: no free run directory for {name}")
+
+
+def train_main(model: str, argv: list[str] | None = None) -> int:
+    """Entry point of scripts/train_<model>.py; returns the process exit code."""
+    args = parser(f"train_{model}").parse_args(argv)
+    try:
+        return _train(model, args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    finally:
+        dist.shutdown()
+
+
+def _train(model: str, args) -> int:
+    from common import train
+    mod = models.module(model)
+    overrides = list(args.overrides)
+    if args.device:
+        overrides.append(f"RUN.DEVICE={args.device}")
+    if args.max_iters is not None:
+        overrides.append(f"RUN.MAX_ITERS={args.max_iters}")
+    cfg = models.load_config(mod, args.cfg, overrides)
+    if args.dry_run:
+        print(config_lib.to_yaml(cfg), end="")
+        return 0
+    device = dist.init(cfg.RUN.DEVICE)
+    run_dir, ckpt = dist.broadcast_object(resolve_run_dir(args, Path(args.cfg).stem)
+                                          if dist.is_main() else None)
+    if hasattr(mod, "main_without_training") and \
+            mod.main_without_training(cfg, RunContext(args, device, run_dir)):
+        return 0
+    state = None
+    if ckpt is not None:
+        state = checkpoint.load(ckpt)
+        if state["model"] != getattr(mod, "NAME", model):
+            raise CheckpointError(f"{ckpt}: is a {state['model']!r} checkpoint, not {model!r}")
+        changed = config_lib.differences(state["config"], cfg)
+        if changed and not args.force_resume:
+            raise ConfigError(f"{ckpt}: the config differs from the checkpoint's "
+                              f"({'; '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}); "
+                              "pass --force-resume to continue anyway")
+    elif args.resume == "auto":
+        print(f"--resume auto: no checkpoint in {run_dir}; starting a new run", flush=True)
+    seed_everything(cfg.RUN.SEED)
+    trainer = mod.build(cfg, device)
+    train.run(trainer, run_dir, state)
+    return 0

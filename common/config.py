@@ -1,0 +1,243 @@
+"""Strict YAML configs: a file and `KEY.SUB=VALUE` overrides merged over per-model defaults.
+
+Every model declares its defaults as a nested dict. A config file may only set keys that exist
+there, with values of the same type (an int is accepted where a float is expected). Errors name
+the key and where the bad value came from (the file or the command line).
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import yaml
+from easydict import EasyDict
+
+from common.errors import ConfigError
+
+COMMAND_LINE = "command line"
+_FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+# Keys every training config has: how the common loop drives the run (not what it computes).
+RUN_DEFAULTS = {
+    "RUN": {
+        "SEED": 0,                # seeds weights, noise and data order
+        "DEVICE": "auto",         # auto | cpu | cuda | cuda:N
+        "PRECISION": "fp32",      # fp32 | bf16 | fp16 (fp16 uses a gradient scaler)
+        "CHANNELS_LAST": False,   # networks and images in channels_last memory format
+        "COMPILE": False,         # torch.compile the networks
+        "TF32": False,            # allow TF32 matmuls/convolutions on Ampere+ GPUs
+        "DETERMINISTIC": False,   # torch.use_deterministic_algorithms
+        "WORKERS": 2,             # data loader worker processes per rank
+        "MAX_ITERS": 0,           # stop after this many iterations; 0 = the paper's length
+        "LOG_EVERY": 50,          # iterations between status lines and stats.jsonl rows
+        "SAMPLE_EVERY": 500,      # iterations between sample grids (0 = only at the end)
+        "CKPT_EVERY": 500,        # iterations between checkpoints/last.pt (0 = only at the end)
+        "SNAPSHOT_EVERY": 0,      # iterations between numbered snapshots (0 = none)
+        "NAN_CHECK_EVERY": 1,     # iterations between checks that the losses are finite
+        "PROGRESS": "auto",       # auto (bar on a terminal) | bar | lines
+    }
+}
+RUN_CHOICES = {
+    "RUN.PRECISION": ("fp32", "bf16", "fp16"),
+    "RUN.PROGRESS": ("auto", "bar", "lines"),
+}
+# Keys that may change when a run is resumed: they steer the loop, not the computation.
+RESUMABLE_KEYS = ("RUN.DEVICE", "RUN.WORKERS", "RUN.MAX_ITERS", "RUN.LOG_EVERY", "RUN.SAMPLE_EVERY",
+                  "RUN.CKPT_EVERY", "RUN.SNAPSHOT_EVERY", "RUN.NAN_CHECK_EVERY", "RUN.PROGRESS")
+
+
+class FreeDict(dict):
+    """Marks a defaults entry whose keys are not fixed (checked later by whoever reads it)."""
+
+
+def load(path: str | Path | dict | None, defaults: dict, overrides: Iterable[str] = (),
+         choices: dict[str, Iterable] | None = None,
+         check: Callable[[EasyDict], None] | None = None, source: str | None = None) -> EasyDict:
+    """Read `path` (a YAML file, an already-read dict, or None) and `overrides` over
+    `defaults`; return the resolved config. `source` names a dict's origin in errors.
+
+    `choices` maps dotted keys to their allowed values; `check(cfg)` may raise ConfigError(key=...)
+    for rules that span keys. All errors name the key and the file or command line at fault.
+    """
+    cfg = copy.deepcopy(defaults)
+    origins: dict[str, str] = {}
+    if isinstance(path, dict):
+        _merge(cfg, copy.deepcopy(path), "", source or "config", origins)
+    elif path is not None:
+        _merge(cfg, _read_yaml(Path(path)), "", str(path), origins)
+    for item in overrides:
+        key, value = _parse_override(item)
+        _merge(cfg, _nest(key, value), "", COMMAND_LINE, origins)
+    all_choices = {**RUN_CHOICES, **(choices or {})}
+    for key, allowed in all_choices.items():
+        value = get(cfg, key, None)
+        if value is not None and value not in tuple(allowed):
+            raise ConfigError(f"{origins.get(key, 'defaults')}: {key} is {value!r}; "
+                              f"expected one of {', '.join(map(repr, allowed))}", key)
+    result = EasyDict(cfg)
+    if check is not None:
+        try:
+            check(result)
+        except ConfigError as err:
+            where = origins.get(err.key or "", "defaults") if err.key else "config"
+            raise ConfigError(f"{where}: {err}", err.key) from None
+    return result
+
+
+def with_run_defaults(model_defaults: dict) -> dict:
+    """A model's defaults plus the common RUN section (the model may override its entries)."""
+    merged = copy.deepcopy(RUN_DEFAULTS)
+    for key, value in model_defaults.items():
+        if key == "RUN":
+            merged["RUN"].update(value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def to_plain(cfg: Any) -> Any:
+    """EasyDict/tuples -> plain dicts/lists (for YAML files and weights_only checkpoints)."""
+    if isinstance(cfg, dict):
+        return {str(k): to_plain(v) for k, v in cfg.items()}
+    if isinstance(cfg, (list, tuple)):
+        return [to_plain(v) for v in cfg]
+    return cfg
+
+
+def dump(cfg: dict, path: str | Path) -> None:
+    """Write the resolved config as YAML (enough to replay the run with --cfg)."""
+    Path(path).write_text(yaml.safe_dump(to_plain(cfg), sort_keys=False))
+
+
+def to_yaml(cfg: dict) -> str:
+    return yaml.safe_dump(to_plain(cfg), sort_keys=False)
+
+
+def get(cfg: dict, dotted: str, default: Any = None) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def flatten(cfg: dict, prefix: str = "") -> dict[str, Any]:
+    """{'A': {'B': 1}} -> {'A.B': 1}."""
+    out: dict[str, Any] = {}
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def differences(old: dict, new: dict, ignore: Iterable[str] = RESUMABLE_KEYS) -> list[str]:
+    """Human-readable list of keys whose values differ between two configs."""
+    a, b = flatten(to_plain(old)), flatten(to_plain(new))
+    skip = set(ignore)
+    return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
+            for k in sorted(set(a) | set(b)) if k not in skip and a.get(k) != b.get(k)]
+
+
+# ----------------------------------------------------------------------------------------------
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of KEY: value at the top level, "
+                          f"got {type(data).__name__}")
+    return data
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item or item.startswith("="):
+        raise ConfigError(f"{COMMAND_LINE}: override {item!r} is not of the form KEY.SUB=VALUE")
+    key, text = item.split("=", 1)
+    try:
+        value = yaml.safe_load(text) if text != "" else ""
+    except yaml.YAMLError:
+        value = text
+    return key.strip(), value
+
+
+def _nest(dotted: str, value: Any) -> dict:
+    node: dict = {}
+    root = node
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+    return root
+
+
+def _merge(base: dict, new: dict, prefix: str, source: str, origins: dict[str, str]) -> None:
+    free = isinstance(base, FreeDict)
+    for key, value in new.items():
+        name = f"{prefix}{key}"
+        if key not in base:
+            if free:
+                base[key] = value
+                origins[name] = source
+                continue
+            hint = difflib.get_close_matches(str(key), [str(k) for k in base], n=1)
+            suggestion = f" (did you mean {prefix}{hint[0]}?)" if hint else ""
+            raise ConfigError(f"{source}: unknown key {name}{suggestion}", name)
+        current = base[key]
+        if isinstance(current, dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: {name} must be a section (a mapping of keys), "
+                                  f"got {value!r}", name)
+            _merge(current, value, name + ".", source, origins)
+            continue
+        base[key] = coerce_value(current, value, name, source)
+        origins[name] = source
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "bool", int: "int", float: "float", str: "str", list: "list"}.get(
+        type(value), type(value).__name__)
+
+
+def coerce_value(default: Any, value: Any, name: str, source: str) -> Any:
+    if default is None or value is None:
+        return value
+    wrong = ConfigError(f"{source}: {name} must be {_type_name(default)} like the default "
+                        f"{default!r}, got {value!r} ({_type_name(value)})", name)
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise wrong
+    if isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise wrong
+    if isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
+            return float(value)  # YAML 1.1 reads "2e-4" as a string
+        raise wrong
+    if isinstance(default, str):
+        if isinstance(value, str):
+            return value
+        raise wrong
+    if isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
+            raise wrong
+        if default and all(type(d) is type(default[0]) for d in default):
+            return [coerce_value(default[0], v, f"{name}[{i}]", source) for i, v in enumerate(value)]
+        return list(value)
+    return value

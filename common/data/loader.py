@@ -1,0 +1,129 @@
+"""Reproducible data order: which items an epoch holds, and each item's random draws.
+
+The order of epoch e is a permutation seeded by (seed, e); each rank takes its share. Item i of
+epoch e is loaded with the torch/python/numpy RNGs seeded by (seed, e, i), so random crops,
+flips or caption choices do not depend on worker count, and a resumed run can start in the
+middle of an epoch and see exactly the batches an uninterrupted run would have seen.
+"""
+from __future__ import annotations
+
+import random
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from common.errors import DataError
+
+
+def _mix(*values: int) -> int:
+    """A 63-bit seed from several integers (numpy's SeedSequence mixing)."""
+    return int(np.random.SeedSequence([v & 0xFFFFFFFF for v in values]).generate_state(2, np.uint64)[0]
+               >> np.uint64(1))
+
+
+@contextmanager
+def seeded_rngs(seed: int):
+    """Seed torch (CPU), python and numpy RNGs inside the block; restore them afterwards."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed & 0xFFFFFFFF)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+class SeededItems(Dataset):
+    """Wraps a dataset so that key (index, epoch) loads item `index` under its own seed."""
+
+    def __init__(self, dataset: Dataset, seed: int):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        index, epoch = key
+        with seeded_rngs(_mix(self.seed, epoch, index)):
+            return self.dataset[index]
+
+
+class EpochSampler(Sampler):
+    """Yields (index, epoch) keys of one rank's share of an epoch, from a given batch onward."""
+
+    def __init__(self, size: int, batch_per_rank: int, world: int = 1, rank: int = 0,
+                 seed: int = 0, shuffle: bool = True):
+        self.size, self.batch, self.world, self.rank = size, batch_per_rank, world, rank
+        self.seed, self.shuffle = seed, shuffle
+        self.epoch = self.start_batch = 0
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.size // (self.batch * self.world)
+
+    def set_position(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def epoch_indices(self, epoch: int) -> torch.Tensor:
+        """This rank's indices for a whole epoch (the incomplete last batch is dropped)."""
+        if self.shuffle:
+            g = torch.Generator().manual_seed(_mix(self.seed, epoch, 0x5EED))
+            order = torch.randperm(self.size, generator=g)
+        else:
+            order = torch.arange(self.size)
+        used = order[:self.batches_per_epoch * self.batch * self.world]
+        return used[self.rank::self.world]
+
+    def __iter__(self):
+        indices = self.epoch_indices(self.epoch)[self.start_batch * self.batch:]
+        return iter([(int(i), self.epoch) for i in indices])
+
+    def __len__(self) -> int:
+        return max(0, (self.batches_per_epoch - self.start_batch) * self.batch)
+
+
+class EpochLoader:
+    """A DataLoader over an EpochSampler: `loader.epoch(e, start_batch)` iterates one epoch."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, world: int = 1, rank: int = 0,
+                 seed: int = 0, workers: int = 0, pin_memory: bool = False, shuffle: bool = True,
+                 name: str = "dataset"):
+        if batch_size % world:
+            raise DataError(f"batch size {batch_size} is not divisible by the {world} processes")
+        per_rank = batch_size // world
+        if len(dataset) < batch_size:
+            raise DataError(f"{name} has {len(dataset)} items, fewer than one batch of "
+                            f"{batch_size}")
+        self.sampler = EpochSampler(len(dataset), per_rank, world, rank, seed, shuffle)
+        self.loader = DataLoader(SeededItems(dataset, seed), batch_size=per_rank,
+                                 sampler=self.sampler, num_workers=workers,
+                                 pin_memory=pin_memory, persistent_workers=workers > 0,
+                                 prefetch_factor=4 if workers > 0 else None,
+                                 generator=torch.Generator().manual_seed(seed))
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.sampler.batches_per_epoch
+
+    def epoch(self, epoch: int, start_batch: int = 0):
+        self.sampler.set_position(epoch, start_batch)
+        return iter(self.loader)
+
+
+def to_device(batch, device: torch.device, channels_last: bool = False):
+    """Move a (nested) batch to the device; 4-d float tensors optionally to channels_last."""
+    if isinstance(batch, torch.Tensor):
+        out = batch.to(device, non_blocking=True)
+        if channels_last and out.dim() == 4 and out.is_floating_point():
+            out = out.contiguous(memory_format=torch.channels_last)
+        return out
+    if isinstance(batch, dict):
+        return {k: to_device(v, device, channels_last) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device, channels_last) for v in batch)
+    return batch

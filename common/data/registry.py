@@ -1,0 +1,69 @@
+"""Named dataset kinds: each registers a builder and the OPTIONS it accepts, with defaults."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch.utils.data import Dataset
+
+from common.config import coerce_value
+from common.errors import ConfigError
+
+
+@dataclass
+class DataSpec:
+    """What a builder receives: the DATA section with OPTIONS checked and completed."""
+
+    kind: str
+    root: str
+    split: str
+    image_size: int
+    channels: int
+    download: bool
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Kind:
+    build: Callable[[DataSpec], Dataset]
+    options: dict[str, Any]
+    needs_root: bool
+    doc: str
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def register(name: str, options: dict[str, Any] | None = None, needs_root: bool = True):
+    """Decorator: `@register("mnist", {"PAD": 0})` over `def build(spec) -> Dataset`."""
+    def wrap(fn: Callable[[DataSpec], Dataset]):
+        KINDS[name] = Kind(fn, dict(options or {}), needs_root, (fn.__doc__ or "").strip())
+        return fn
+    return wrap
+
+
+def spec_from_config(data_cfg: dict, source: str = "config") -> DataSpec:
+    """Check a DATA section (kind known, OPTIONS known and typed) and complete its options."""
+    kind = data_cfg.get("KIND")
+    if kind not in KINDS:
+        raise ConfigError(f"{source}: DATA.KIND is {kind!r}; expected one of "
+                          f"{', '.join(sorted(KINDS))}", "DATA.KIND")
+    entry = KINDS[kind]
+    options = dict(entry.options)
+    for key, value in (data_cfg.get("OPTIONS") or {}).items():
+        if key not in options:
+            known = ", ".join(sorted(options)) or "none"
+            raise ConfigError(f"{source}: unknown key DATA.OPTIONS.{key} for DATA.KIND {kind!r} "
+                              f"(its options: {known})", f"DATA.OPTIONS.{key}")
+        options[key] = coerce_value(options[key], value, f"DATA.OPTIONS.{key}", source)
+    root = str(data_cfg.get("ROOT") or "")
+    if entry.needs_root and not root:
+        raise ConfigError(f"{source}: DATA.ROOT must name the dataset's location for DATA.KIND "
+                          f"{kind!r}", "DATA.ROOT")
+    channels = int(data_cfg.get("CHANNELS", 3))
+    if channels not in (1, 3):
+        raise ConfigError(f"{source}: DATA.CHANNELS must be 1 or 3, got {channels}",
+                          "DATA.CHANNELS")
+    return DataSpec(kind=kind, root=root, split=str(data_cfg.get("SPLIT", "train")),
+                    image_size=int(data_cfg.get("IMAGE_SIZE", 64)), channels=channels,
+                    download=bool(data_cfg.get("DOWNLOAD", False)), options=options)

@@ -1,0 +1,316 @@
+"""The one training loop: fetch a batch, run the due phases, EMA, counters, then maintenance.
+
+Maintenance at its intervals: NaN/Inf guard, status line and stats, sample grids, checkpoints.
+A SIGINT/SIGTERM stops the run cleanly after the current iteration with a checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import signal
+import sys
+import time
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import torch
+
+from common import checkpoint, dist
+from common import config as config_lib
+from common import logging as log
+from common.data import EpochLoader, seeded_rngs, to_device
+from common.data.loader import _mix
+from common.errors import TrainingDiverged
+from common.images import save_grid
+from common.trainer import Phase, Progress, Trainer, update_ema
+
+
+class Precision:
+    """fp32, bf16 autocast, or fp16 autocast with a gradient scaler."""
+
+    def __init__(self, mode: str, device: torch.device):
+        self.device_type = device.type
+        self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[mode]
+        self.scaler = torch.amp.GradScaler(device.type, enabled=mode == "fp16")
+
+    def autocast(self):
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+
+class StopRequest:
+    """Turns the first SIGINT/SIGTERM into a flag checked between iterations."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        log.log(f"signal {signum}: stopping after this iteration (again to abort at once)")
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def preserved_buffers(nets: dict):
+    """Sampling must not change training state: BN running statistics are put back after it."""
+    saved = {name: [b.detach().clone() for b in net.buffers()] for name, net in nets.items()}
+    try:
+        yield
+    finally:
+        for name, net in nets.items():
+            for b, s in zip(net.buffers(), saved[name]):
+                b.copy_(s)
+
+
+def _setup_backends(rc, device: torch.device) -> None:
+    torch.backends.cuda.matmul.allow_tf32 = bool(rc.TF32)
+    torch.backends.cudnn.allow_tf32 = bool(rc.TF32)
+    torch.backends.cudnn.benchmark = not rc.DETERMINISTIC
+    if rc.DETERMINISTIC:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _optimizer_params(opt: torch.optim.Optimizer) -> list:
+    return [p for group in opt.param_groups for p in group["params"]]
+
+
+class Loop:
+    """State of one run of the loop (kept in one object so the steps read top to bottom)."""
+
+    def __init__(self, trainer: Trainer, run_dir: Path, resume_state: dict | None):
+        self.trainer, self.cfg, self.rc = trainer, trainer.cfg, trainer.cfg.RUN
+        self.run_dir, self.device = Path(run_dir), trainer.device
+        self.precision = Precision(self.rc.PRECISION, self.device)
+        self.params = {n: _optimizer_params(o) for n, o in trainer.optimizers.items()}
+        self.last_saved: tuple[int, Path] | None = None
+        self.resume_state = resume_state
+
+    # ---- one iteration ----------------------------------------------------------------------
+    def run_phase(self, phase: Phase, batch: dict) -> None:
+        opts = [self.trainer.optimizers[n] for n in phase.optimizers]
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
+        with self.precision.autocast():
+            loss = phase.fn(batch)
+        if loss is None:  # the phase decided not to update this time
+            return
+        scaler = self.precision.scaler
+        if isinstance(loss, dict):
+            unknown = [k for k in loss if k not in phase.optimizers]
+            if unknown:
+                raise KeyError(f"phase {phase.name!r} returned losses for {unknown}, which are "
+                               f"not among its optimizers {phase.optimizers}")
+            items = list(loss.items())
+            for i, (name, value) in enumerate(items):
+                scaler.scale(value).backward(inputs=self.params[name],
+                                             retain_graph=i < len(items) - 1)
+                log.report(f"loss/{phase.name}/{name}", value)
+                self.finite[phase.name] &= torch.isfinite(value.detach())
+        else:
+            scaler.scale(loss).backward()
+            log.report(f"loss/{phase.name}", loss)
+            self.finite[phase.name] &= torch.isfinite(loss.detach())
+        for name in phase.optimizers:
+            dist.all_reduce_gradients(self.params[name])
+        for opt in opts:
+            scaler.step(opt)
+
+    def iteration(self, batch: dict) -> None:
+        it = self.progress.iteration
+        for phase in self.phases:
+            if it % phase.every == 0:
+                self.run_phase(phase, batch)
+        self.precision.scaler.update()
+        for name, decay in self.trainer.ema.items():
+            update_ema(self.trainer.nets[name + "_ema"], self.trainer.nets[name], decay)
+
+    # ---- maintenance ------------------------------------------------------------------------
+    def counters(self) -> dict:
+        p = self.progress
+        return {"iteration": p.iteration, "epoch": p.iteration // p.iters_per_epoch,
+                "nimg": p.nimg}
+
+    def guard(self) -> None:
+        bad = [name for name, ok in self.finite.items() if not bool(ok)]
+        if not bad:
+            return
+        kept = (f"last good checkpoint: {self.last_saved[1]} (iteration {self.last_saved[0]})"
+                if self.last_saved else "no checkpoint was written before it")
+        raise TrainingDiverged(
+            f"a loss of phase(s) {', '.join(bad)} became NaN or Inf by iteration "
+            f"{self.progress.iteration} (checked every {self.rc.NAN_CHECK_EVERY}); stopped "
+            f"without saving; {kept}")
+
+    def status(self) -> None:
+        stats = log.collect()
+        now = time.perf_counter()
+        p = self.progress
+        images = (p.iteration - self.tick_iteration) * self.trainer.batch_size
+        rate = images / max(now - self.tick_time, 1e-9)
+        self.tick_time, self.tick_iteration = now, p.iteration
+        extra = {"epoch": p.iteration // p.iters_per_epoch, "kimg": round(p.nimg / 1000, 3),
+                 "img_per_s": round(rate, 2)}
+        if self.device.type == "cuda":
+            extra["mem_gb"] = round(torch.cuda.max_memory_allocated(self.device) / 2**30, 3)
+        log.write_stats(stats, p.iteration, extra)
+        losses = "  ".join(f"{k} {v:.4g}" for k, v in sorted(stats.items()))
+        mem = f"  mem {extra['mem_gb']:.2f}G" if "mem_gb" in extra else ""
+        line = (f"it {p.iteration}/{p.total}  ep {extra['epoch']}  kimg {extra['kimg']:.1f}  "
+                f"{rate:.0f} img/s{mem}  {losses}")
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{rate:.0f} img/s", refresh=False)
+            self.bar.write(line)
+        log.log(line, console=self.bar is None)
+
+    def samples(self) -> None:
+        if not dist.is_main():
+            return
+        it = self.progress.iteration
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices=devices), \
+                preserved_buffers(self.trainer.nets):
+            pictures = self.trainer.snapshot_images()
+        for name, (images, nrow) in pictures.items():
+            save_grid(images, self.run_dir / "samples" / f"{name}_{it:07d}.png", nrow)
+
+    def save(self, path: Path) -> None:
+        state = checkpoint.capture(self.trainer, self.counters(), self.precision.scaler)
+        if dist.is_main():
+            checkpoint.save(state, path)
+        self.last_saved = (self.progress.iteration, path)
+
+    def save_reals(self, dataset) -> None:
+        if not dist.is_main():
+            return
+        n = min(64, len(dataset))
+        with seeded_rngs(self.rc.SEED):
+            images = torch.stack([dataset[i]["image"] for i in range(n)])
+        save_grid(images, self.run_dir / "samples" / "reals.png", 8)
+
+    # ---- the run ----------------------------------------------------------------------------
+    def run(self) -> Progress:
+        trainer, rc = self.trainer, self.rc
+        _setup_backends(rc, self.device)
+        for name, net in trainer.nets.items():
+            if rc.CHANNELS_LAST:
+                net.to(memory_format=torch.channels_last)
+            if rc.COMPILE and not name.endswith("_ema"):
+                net.compile()
+        dataset = trainer.dataset()
+        loader = EpochLoader(dataset, trainer.batch_size, dist.world_size(), dist.rank(),
+                             rc.SEED, rc.WORKERS, self.device.type == "cuda",
+                             name=f"dataset {type(dataset).__name__}")
+        ipe = loader.batches_per_epoch
+        total = rc.MAX_ITERS if rc.MAX_ITERS > 0 else trainer.epochs * ipe
+        if self.resume_state is not None:
+            counters = checkpoint.restore(trainer, self.resume_state, self.precision.scaler)
+            start = counters["iteration"]
+            log.log(f"resumed at iteration {start} (epoch {start // ipe})")
+        else:
+            start = 0
+            dist.broadcast_parameters(trainer.nets.values())
+            torch.manual_seed(_mix(rc.SEED, dist.rank(), 1))  # each rank draws its own noise
+            self.save_reals(dataset)
+        self.progress = trainer.progress = Progress(start, start // ipe,
+                                                    start * trainer.batch_size, total, ipe)
+        self.phases = trainer.phases()
+        self.finite = {p.name: torch.ones((), dtype=torch.bool, device=self.device)
+                       for p in self.phases}
+        show_bar = rc.PROGRESS == "bar" or (rc.PROGRESS == "auto" and sys.stderr.isatty())
+        self.bar = None
+        if show_bar and dist.is_main():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=start, unit="it", dynamic_ncols=True)
+        self.tick_time, self.tick_iteration = time.perf_counter(), start
+        log.log(f"training {trainer.name}: {total} iterations, {ipe} per epoch, batch "
+                f"{trainer.batch_size} over {dist.world_size()} process(es) on {self.device}")
+        with StopRequest() as stop:
+            while self.progress.iteration < total:
+                epoch, offset = divmod(self.progress.iteration, ipe)
+                trainer.set_epoch(epoch)
+                for batch in loader.epoch(epoch, offset):
+                    batch = to_device(batch, self.device, rc.CHANNELS_LAST)
+                    self.progress.epoch = epoch
+                    self.iteration(batch)
+                    self.progress.iteration += 1
+                    self.progress.nimg += trainer.batch_size
+                    if self.bar is not None:
+                        self.bar.update(1)
+                    stopping = self.stop_requested(stop)
+                    self.maintenance(total, stopping)
+                    if stopping:
+                        log.log(f"stopped at iteration {self.progress.iteration}; resume with "
+                                "--resume auto")
+                        return self.progress
+                    if self.progress.iteration >= total:
+                        break
+        if self.bar is not None:
+            self.bar.close()
+        return self.progress
+
+    def stop_requested(self, stop: StopRequest) -> bool:
+        if dist.world_size() == 1:
+            return stop.requested
+        if self.progress.iteration % max(1, self.rc.LOG_EVERY):
+            return False
+        flag = torch.tensor(float(stop.requested), device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def maintenance(self, total: int, stopping: bool) -> None:
+        it, rc = self.progress.iteration, self.rc
+        end = it >= total or stopping
+
+        def due(every: int) -> bool:
+            return every > 0 and it % every == 0
+
+        if due(rc.NAN_CHECK_EVERY) or end or due(rc.CKPT_EVERY) or due(rc.SNAPSHOT_EVERY):
+            self.guard()
+        if due(rc.LOG_EVERY) or end:
+            self.status()
+        if due(rc.SAMPLE_EVERY) or end:
+            self.samples()
+        if due(rc.SNAPSHOT_EVERY):
+            self.save(self.run_dir / "checkpoints" / f"ckpt_{it:07d}.pt")
+        if due(rc.CKPT_EVERY) or end:
+            self.save(self.run_dir / "checkpoints" / "last.pt")
+
+
+def write_run_files(cfg, run_dir: Path, argv: list[str] | None = None) -> None:
+    """config.yml (enough to replay the run) and env.json (versions, command line)."""
+    if not dist.is_main():
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_lib.dump(cfg, run_dir / "config.yml")
+    env = {"argv": argv if argv is not None else sys.argv, "python": platform.python_version(),
+           "torch": str(torch.__version__), "cuda": torch.version.cuda,
+           "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+           "world_size": dist.world_size()}
+    (run_dir / "env.json").write_text(json.dumps(env, indent=1))
+
+
+def run(trainer: Trainer, run_dir: str | Path, resume_state: dict | None = None) -> Progress:
+    """Train `trainer` in `run_dir` (config.yml, log.txt, stats.jsonl, tb/, samples/,
+    checkpoints/), continuing from `resume_state` (a loaded checkpoint) if given."""
+    run_dir = Path(run_dir)
+    write_run_files(trainer.cfg, run_dir)
+    log.open_sinks(run_dir)
+    try:
+        return Loop(trainer, run_dir, resume_state).run()
+    finally:
+        log.close_sinks()

@@ -1,0 +1,121 @@
+"""What a paper's trainer gives the common loop: networks, optimizers and phases.
+
+A trainer says *what* one iteration computes; `common.train.run` says *how* it is driven
+(device, precision, distribution, logging, checkpoints). A trainer never opens files, writes logs
+or talks to other ranks itself; it may call `common.logging.report(name, value)` anywhere.
+"""
+from __future__ import annotations
+
+import abc
+import copy
+from dataclasses import dataclass
+from typing import Callable, Union
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+# A phase returns one loss (backpropagated into the parameters of all its optimizers), a dict
+# {optimizer name: loss} (each loss reaches only that optimizer's parameters; one forward pass
+# can feed several networks this way), or None to skip its update this time (gating).
+PhaseLoss = Union[torch.Tensor, dict, None]
+
+
+@dataclass
+class Phase:
+    """One update: `fn(batch)` computes the loss, then the named optimizers step."""
+
+    name: str
+    fn: Callable[[dict], PhaseLoss]
+    optimizers: list[str]
+    every: int = 1            # run on iterations where iteration % every == 0
+
+
+@dataclass
+class Progress:
+    """Counters the loop keeps up to date before each iteration (read-only for trainers)."""
+
+    iteration: int = 0        # iterations done so far
+    epoch: int = 0            # current epoch (0-based)
+    nimg: int = 0             # real images shown so far, over all ranks
+    total: int = 0            # iterations this run will do
+    iters_per_epoch: int = 0
+
+
+class Trainer(abc.ABC):
+    """Base of every paper's trainer. Subclasses set the attributes and methods below.
+
+    Required: `name`, `batch_size` (global, over all ranks), `epochs`, `dataset()`, `phases()`,
+    `generate(n, seed)`. Networks live in `self.nets`, optimizers in `self.optimizers`, LR
+    schedulers in `self.schedulers`; all of them go into checkpoints.
+    """
+
+    name = ""                 # registry name of the model (common.models)
+    generator = "G"           # the network that makes images (sampling prefers its EMA twin)
+    batch_size = 64
+    epochs = 1
+
+    def __init__(self, cfg, device: torch.device):
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.nets: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict = {}
+        self.ema: dict[str, float] = {}
+        self.progress = Progress()
+
+    # ---- to override ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def dataset(self) -> Dataset:
+        """The training set; items are dicts (see common.data)."""
+
+    @abc.abstractmethod
+    def phases(self) -> list[Phase]:
+        """The updates of one iteration, in order."""
+
+    @abc.abstractmethod
+    def generate(self, n: int, seed: int = 0, ema: bool = True) -> torch.Tensor:
+        """n images in [-1, 1] from the generator (its EMA twin when `ema`), seeded."""
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called at the start of every epoch (also a resumed one): set epoch-based schedules.
+
+        Must depend only on `epoch` (not on how many times it was called) so resume is exact.
+        """
+
+    def snapshot_images(self) -> dict[str, tuple[torch.Tensor, int]]:
+        """Pictures for the sample ticks: {name: (images in [-1, 1], images per row)}."""
+        return {"fakes": (self.generate(64, seed=self.cfg.RUN.SEED), 8)}
+
+    def extra_state(self) -> dict:
+        """Anything else a checkpoint must hold to continue exactly (tensors, numbers, lists)."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def add_ema(self, name: str, decay: float) -> nn.Module:
+        """Keep an exponential moving average of nets[name] as nets[name + '_ema']."""
+        twin = copy.deepcopy(self.nets[name]).requires_grad_(False)
+        self.nets[name + "_ema"] = twin
+        self.ema[name] = decay
+        return twin
+
+    def sampling_net(self, ema: bool = True) -> nn.Module:
+        key = self.generator + "_ema"
+        return self.nets[key] if ema and key in self.nets else self.nets[self.generator]
+
+    def parameter_count(self, name: str) -> int:
+        return sum(p.numel() for p in self.nets[name].parameters())
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, live: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * live for parameters; buffers are copied."""
+    e_params = [p for p in ema.parameters()]
+    l_params = [p.detach() for p in live.parameters()]
+    if e_params:
+        torch._foreach_lerp_(e_params, l_params, 1.0 - decay)
+    for eb, lb in zip(ema.buffers(), live.buffers()):
+        eb.copy_(lb)
