@@ -9,6 +9,9 @@ and optionally:
   main_without_training(cfg, ctx) -> bool   does the run's work instead of training (e.g.
                       StackGAN's TRAIN.FLAG: False sampling) and returns True, else False
   add_sample_args(parser), sample(trainer, args) -> {name: (images, nrow)}   for sample.py
+  eval_samples(trainer, n, seed, batch_size) -> iterator of dicts   for common.metrics: batches
+                      of generated images ("image", in [-1, 1]) with the conditions used, drawn
+                      from the evaluation split for conditional models
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from common.errors import ConfigError
 MODELS = {
     "lrgan": "lrgan.trainer",
     "stackgan": "stackgan.trainer",
+    "stackgan2": "stackgan.trainer_v2",
     "acvae": "acvae.trainer",
     "rpgan": "rpgan.trainer",
 }

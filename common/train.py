@@ -223,6 +223,7 @@ class Loop:
             log.log(f"resumed at iteration {start} (epoch {start // ipe})")
         else:
             start = 0
+            trainer.start_fresh()
             dist.broadcast_parameters(trainer.nets.values())
             torch.manual_seed(_mix(rc.SEED, dist.rank(), 1))  # each rank draws its own noise
             self.save_reals(dataset)

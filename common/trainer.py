@@ -77,6 +77,10 @@ class Trainer(abc.ABC):
     def generate(self, n: int, seed: int = 0, ema: bool = True) -> torch.Tensor:
         """n images in [-1, 1] from the generator (its EMA twin when `ema`), seeded."""
 
+    def start_fresh(self) -> None:
+        """Called once before the first iteration of a new run (not on resume): load
+        pretrained parts that the checkpoint will hold afterwards (e.g. a Stage-I generator)."""
+
     def set_epoch(self, epoch: int) -> None:
         """Called at the start of every epoch (also a resumed one): set epoch-based schedules.
 
