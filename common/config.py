@@ -50,7 +50,16 @@ RESUMABLE_KEYS = ("RUN.DEVICE", "RUN.WORKERS", "RUN.MAX_ITERS", "RUN.LOG_EVERY",
 
 
 class FreeDict(dict):
-    """Marks a defaults entry whose keys are not fixed (checked later by whoever reads it)."""
+    """Marks a defaults entry whose keys are not fixed (checked later by whoever reads it).
+
+    `follows` names a sibling key that gives these entries their meaning (DATA.OPTIONS follows
+    DATA.KIND): when a config changes that key, the section holds only the entries the config
+    sets, not the defaults meant for the default kind.
+    """
+
+    def __init__(self, *args, follows: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.follows = follows
 
 
 def load(path: str | Path | dict | None, defaults: dict, overrides: Iterable[str] = (),
@@ -71,13 +80,14 @@ def load(path: str | Path | dict | None, defaults: dict, overrides: Iterable[str
     for item in overrides:
         key, value = _parse_override(item)
         _merge(cfg, _nest(key, value), "", COMMAND_LINE, origins)
+    _reset_stale_free_sections(cfg, defaults, "", origins)
     all_choices = {**RUN_CHOICES, **(choices or {})}
     for key, allowed in all_choices.items():
         value = get(cfg, key, None)
         if value is not None and value not in tuple(allowed):
             raise ConfigError(f"{origins.get(key, 'defaults')}: {key} is {value!r}; "
                               f"expected one of {', '.join(map(repr, allowed))}", key)
-    result = EasyDict(cfg)
+    result = EasyDict(to_plain(cfg))
     if check is not None:
         try:
             check(result)
@@ -130,8 +140,8 @@ def flatten(cfg: dict, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in cfg.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, name + "."))
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))  # an empty section adds no keys
         else:
             out[name] = value
     return out
@@ -183,6 +193,20 @@ def _nest(dotted: str, value: Any) -> dict:
     return root
 
 
+def _reset_stale_free_sections(cfg: dict, defaults: dict, prefix: str,
+                               origins: dict[str, str]) -> None:
+    for key, default in defaults.items():
+        name = f"{prefix}{key}"
+        if isinstance(default, FreeDict) and default.follows:
+            sibling = f"{prefix}{default.follows}"
+            if sibling in origins and cfg.get(default.follows) != defaults.get(default.follows):
+                # keep only the entries a file or override set, not the old kind's defaults
+                cfg[key] = FreeDict({k: v for k, v in cfg[key].items()
+                                     if f"{name}.{k}" in origins}, follows=default.follows)
+        elif isinstance(default, dict) and isinstance(cfg.get(key), dict):
+            _reset_stale_free_sections(cfg[key], default, name + ".", origins)
+
+
 def _merge(base: dict, new: dict, prefix: str, source: str, origins: dict[str, str]) -> None:
     free = isinstance(base, FreeDict)
     for key, value in new.items():
@@ -214,7 +238,7 @@ def _type_name(value: Any) -> str:
 def coerce_value(default: Any, value: Any, name: str, source: str) -> Any:
     if default is None or value is None:
         return value
-    wrong = ConfigError(f"{source}: {name} must be {_type_name(default)} like the default "
+    wrong = ConfigError(f"{source + ': ' if source else ''}{name} must be {_type_name(default)} like the default "
                         f"{default!r}, got {value!r} ({_type_name(value)})", name)
     if isinstance(default, bool):
         if isinstance(value, bool):

@@ -14,7 +14,7 @@ def defaults(kind: str = "layered_scenes", image_size: int = 64, channels: int =
     """A DATA config section (OPTIONS are checked per kind when the data is built)."""
     from common.config import FreeDict
     return {"KIND": kind, "ROOT": root, "SPLIT": split, "IMAGE_SIZE": image_size,
-            "CHANNELS": channels, "DOWNLOAD": False, "OPTIONS": FreeDict(options or {})}
+            "CHANNELS": channels, "DOWNLOAD": False, "OPTIONS": FreeDict(options or {}, follows="KIND")}
 
 
 def build(data_cfg: dict, source: str = "config"):
@@ -24,8 +24,10 @@ def build(data_cfg: dict, source: str = "config"):
 
 
 def check(data_cfg: dict) -> None:
-    """Config-time check of a DATA section (kind and OPTIONS), without touching any file."""
-    spec_from_config(data_cfg)
+    """Config-time check of a DATA section (kind and OPTIONS), without touching any file.
+
+    Errors carry the key; the config loader prefixes the file or command line that set it."""
+    spec_from_config(data_cfg, source=None)
 
 
 __all__ = ["KINDS", "DataSpec", "register", "build", "check", "defaults", "EpochLoader",

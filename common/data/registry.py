@@ -42,27 +42,31 @@ def register(name: str, options: dict[str, Any] | None = None, needs_root: bool 
     return wrap
 
 
-def spec_from_config(data_cfg: dict, source: str = "config") -> DataSpec:
-    """Check a DATA section (kind known, OPTIONS known and typed) and complete its options."""
+def spec_from_config(data_cfg: dict, source: str | None = "config") -> DataSpec:
+    """Check a DATA section (kind known, OPTIONS known and typed) and complete its options.
+
+    `source` prefixes error messages (None: no prefix, the caller adds where the key was set).
+    """
+    where = f"{source}: " if source else ""
     kind = data_cfg.get("KIND")
     if kind not in KINDS:
-        raise ConfigError(f"{source}: DATA.KIND is {kind!r}; expected one of "
+        raise ConfigError(f"{where}DATA.KIND is {kind!r}; expected one of "
                           f"{', '.join(sorted(KINDS))}", "DATA.KIND")
     entry = KINDS[kind]
     options = dict(entry.options)
     for key, value in (data_cfg.get("OPTIONS") or {}).items():
         if key not in options:
             known = ", ".join(sorted(options)) or "none"
-            raise ConfigError(f"{source}: unknown key DATA.OPTIONS.{key} for DATA.KIND {kind!r} "
+            raise ConfigError(f"{where}unknown key DATA.OPTIONS.{key} for DATA.KIND {kind!r} "
                               f"(its options: {known})", f"DATA.OPTIONS.{key}")
-        options[key] = coerce_value(options[key], value, f"DATA.OPTIONS.{key}", source)
+        options[key] = coerce_value(options[key], value, f"DATA.OPTIONS.{key}", source or "")
     root = str(data_cfg.get("ROOT") or "")
     if entry.needs_root and not root:
-        raise ConfigError(f"{source}: DATA.ROOT must name the dataset's location for DATA.KIND "
+        raise ConfigError(f"{where}DATA.ROOT must name the dataset's location for DATA.KIND "
                           f"{kind!r}", "DATA.ROOT")
     channels = int(data_cfg.get("CHANNELS", 3))
     if channels not in (1, 3):
-        raise ConfigError(f"{source}: DATA.CHANNELS must be 1 or 3, got {channels}",
+        raise ConfigError(f"{where}DATA.CHANNELS must be 1 or 3, got {channels}",
                           "DATA.CHANNELS")
     return DataSpec(kind=kind, root=root, split=str(data_cfg.get("SPLIT", "train")),
                     image_size=int(data_cfg.get("IMAGE_SIZE", 64)), channels=channels,

@@ -1,0 +1,72 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from common.data import EpochLoader
+from common.data.loader import EpochSampler
+from common.errors import DataError
+
+
+class RandomItems(Dataset):
+    """Each item draws from all three global RNGs, like random crops, flips and captions do."""
+
+    def __len__(self):
+        return 40
+
+    def __getitem__(self, i):
+        return {"index": torch.tensor(i), "torch": torch.rand(()),
+                "python": torch.tensor(random.random()), "numpy": torch.tensor(np.random.rand())}
+
+
+def test_epoch_sampler_shards_are_disjoint_and_deterministic():
+    ranks = [EpochSampler(50, 4, world=3, rank=r, seed=1) for r in range(3)]
+    for s in ranks:
+        s.set_position(epoch=2)
+    shares = [[i for i, _ in s] for s in ranks]
+    flat = sum(shares, [])
+    assert len(flat) == len(set(flat)) == 48  # 4 batches of 4 per rank; the rest dropped
+    again = EpochSampler(50, 4, world=3, rank=0, seed=1)
+    again.set_position(epoch=2)
+    assert [i for i, _ in again] == shares[0]
+    again.set_position(epoch=3)
+    assert [i for i, _ in again] != shares[0]
+    again.set_position(epoch=2, start_batch=3)
+    assert [i for i, _ in again] == shares[0][12:] and len(again) == 4
+
+
+def batches(loader, epoch, start=0):
+    return [b for b in loader.epoch(epoch, start)]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_item_randomness_depends_on_seed_epoch_index_only(workers):
+    ref = batches(EpochLoader(RandomItems(), 8, seed=5, workers=0), epoch=1)
+    loader = EpochLoader(RandomItems(), 8, seed=5, workers=workers)
+    torch.manual_seed(123)  # the global RNG state must not matter
+    got = batches(loader, epoch=1)
+    for a, b in zip(ref, got):
+        for key in a:
+            assert torch.equal(a[key], b[key])
+    resumed = batches(loader, epoch=1, start=3)  # mid-epoch restart sees the same batches
+    for a, b in zip(ref[3:], resumed):
+        assert torch.equal(a["torch"], b["torch"]) and torch.equal(a["index"], b["index"])
+    other_epoch = batches(loader, epoch=2)
+    assert not torch.equal(ref[0]["index"], other_epoch[0]["index"])
+
+
+def test_loading_does_not_touch_the_global_rngs():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    batches(EpochLoader(RandomItems(), 8, seed=5), epoch=0)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_loader_errors():
+    with pytest.raises(DataError, match="fewer than one batch of 64"):
+        EpochLoader(RandomItems(), 64, name="dataset RandomItems")
+    with pytest.raises(DataError, match="not divisible by the 3 processes"):
+        EpochLoader(RandomItems(), 8, world=3)

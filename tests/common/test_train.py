@@ -1,0 +1,101 @@
+"""The common loop, driven in-process with the toy model."""
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from common import checkpoint, models, train
+from common.errors import TrainingDiverged
+from common.trainer import update_ema
+from tests.common import toy_model
+
+
+def make(overrides=(), device="cpu"):
+    cfg = models.load_config(toy_model, None, ["RUN.DEVICE=cpu", *overrides])
+    torch.manual_seed(cfg.RUN.SEED)
+    return toy_model.build(cfg, torch.device(device))
+
+
+def test_run_writes_the_run_directory(tmp_path):
+    trainer = make(["RUN.SAMPLE_EVERY=10", "RUN.SNAPSHOT_EVERY=16"])
+    progress = train.run(trainer, tmp_path)
+    assert progress.iteration == 32 and progress.nimg == 32 * 16
+    for name in ["config.yml", "env.json", "log.txt", "stats.jsonl", "samples/reals.png",
+                 "samples/fakes_0000010.png", "samples/fakes_0000032.png",
+                 "checkpoints/last.pt", "checkpoints/ckpt_0000016.pt"]:
+        assert (tmp_path / name).is_file(), name
+    assert any((tmp_path / "tb").iterdir())
+    rows = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [5, 10, 15, 20, 25, 30, 32]
+    assert {"loss/D", "loss/G", "img_per_s", "kimg", "epoch"} <= set(rows[0])
+    state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
+    assert state["counters"] == {"iteration": 32, "epoch": 2, "nimg": 512}
+    assert set(state["nets"]) == {"G", "D", "G_ema"}
+    assert "it 32/32" in (tmp_path / "log.txt").read_text()
+
+
+def test_ema_follows_the_live_generator(tmp_path):
+    trainer = make(["RUN.MAX_ITERS=6"])
+    train.run(trainer, tmp_path)
+    g, ema = trainer.nets["G"], trainer.nets["G_ema"]
+    assert any(not torch.equal(a, b) for a, b in zip(g.parameters(), ema.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(g.buffers(), ema.buffers()))
+    assert trainer.sampling_net() is ema and trainer.sampling_net(ema=False) is g
+
+
+def test_update_ema_formula():
+    live, avg = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    before = avg.weight.detach().clone()
+    update_ema(avg, live, 0.9)
+    assert torch.allclose(avg.weight, 0.9 * before + 0.1 * live.weight)
+
+
+def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = make(["TOY.NAN_AT=7", "RUN.CKPT_EVERY=3"])
+    with pytest.raises(TrainingDiverged, match=r"phase\(s\) D, G became NaN or Inf by iteration 8.*"
+                                               r"last\.pt \(iteration 6\)"):
+        train.run(trainer, tmp_path)
+    state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
+    assert state["counters"]["iteration"] == 6
+    assert all(torch.isfinite(t).all() for t in state["nets"]["D"].values())
+
+
+def test_loss_dict_phases_and_bf16_autocast(tmp_path):
+    trainer = make(["TOY.LOSS_DICT=true", "RUN.PRECISION=bf16", "RUN.MAX_ITERS=4"])
+    before = [p.detach().clone() for p in trainer.nets["D"].parameters()]
+    train.run(trainer, tmp_path)
+    assert all(not torch.equal(a, b) for a, b in zip(before, trainer.nets["D"].parameters()))
+    assert "loss/D/D" in (tmp_path / "stats.jsonl").read_text()
+
+
+def test_sampling_does_not_change_training_state(tmp_path):
+    trainer = make()
+    trainer.nets["G"].train()
+    buffers = [b.clone() for b in trainer.nets["G"].buffers()]
+    torch.manual_seed(1)
+    expected = torch.rand(2)
+    torch.manual_seed(1)
+    loop = train.Loop(trainer, tmp_path, None)
+    loop.progress = trainer.progress
+    loop.samples()
+    assert torch.equal(torch.rand(2), expected)
+    assert all(torch.equal(a, b) for a, b in zip(buffers, trainer.nets["G"].buffers()))
+    assert (tmp_path / "samples" / "fakes_0000000.png").is_file()
+
+
+def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path):
+    trainer = make(["TOY.EPOCHS=50"])
+    step = trainer.g_step
+
+    def g_step_then_terminate(batch):
+        if trainer.progress.iteration == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(batch)
+
+    trainer.g_step = g_step_then_terminate
+    progress = train.run(trainer, tmp_path)
+    assert progress.iteration == 5
+    assert checkpoint.load(tmp_path / "checkpoints" / "last.pt")["counters"]["iteration"] == 5
+    assert "resume with --resume auto" in (tmp_path / "log.txt").read_text()
