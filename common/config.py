@@ -28,6 +28,9 @@ RUN_DEFAULTS = {
         "PRECISION": "fp32",      # fp32 | bf16 | fp16 (fp16 uses a gradient scaler)
         "CHANNELS_LAST": False,   # networks and images in channels_last memory format
         "COMPILE": False,         # torch.compile the networks
+        "COMPILE_MODE": "",       # torch.compile mode ("" = default)
+        "CUDA_GRAPHS": False,     # replay each phase as a CUDA graph (trainers that are graph-safe)
+        "FUSED_OPTIM": False,     # fused (single-kernel) Adam/AdamW/SGD steps
         "TF32": False,            # allow TF32 matmuls/convolutions on Ampere+ GPUs
         "DETERMINISTIC": False,   # torch.use_deterministic_algorithms
         "WORKERS": 2,             # data loader worker processes per rank
@@ -46,7 +49,9 @@ RUN_CHOICES = {
 }
 # Keys that may change when a run is resumed: they steer the loop, not the computation.
 RESUMABLE_KEYS = ("RUN.DEVICE", "RUN.WORKERS", "RUN.MAX_ITERS", "RUN.LOG_EVERY", "RUN.SAMPLE_EVERY",
-                  "RUN.CKPT_EVERY", "RUN.SNAPSHOT_EVERY", "RUN.NAN_CHECK_EVERY", "RUN.PROGRESS")
+                  "RUN.CKPT_EVERY", "RUN.SNAPSHOT_EVERY", "RUN.NAN_CHECK_EVERY", "RUN.PROGRESS",
+                  "RUN.CHANNELS_LAST", "RUN.COMPILE", "RUN.COMPILE_MODE", "RUN.CUDA_GRAPHS",
+                  "RUN.FUSED_OPTIM")
 
 
 class FreeDict(dict):

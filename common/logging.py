@@ -17,18 +17,60 @@ from common import dist
 
 _values: dict[str, list] = defaultdict(list)
 _sinks: "Sinks | None" = None
+_seen: set[str] = set()
+# Inside a CUDA graph a report cannot append a new tensor at every replay; instead the graph
+# adds into a fixed accumulator, and the loop counts the replays (see common/graphs.py).
+_sums: dict[str, torch.Tensor] = {}
+_counts: dict[str, int] = defaultdict(int)
+_capturing: list[str] | None = None
 
 
 def report(name: str, value) -> None:
     """Record one value of a named statistic; the next flush writes the mean."""
     if isinstance(value, torch.Tensor):
         value = value.detach().float().mean()
+    if _capturing is not None:
+        if name not in _sums:
+            raise RuntimeError(f"report({name!r}) inside a CUDA graph capture was not seen during "
+                               "the eager warm-up iterations")
+        _sums[name].add_(value)
+        _capturing.append(name)
+        return
+    _seen.add(name)
     _values[name].append(value)
+
+
+def seen_names() -> set[str]:
+    return set(_seen)
+
+
+def begin_capture(names, device) -> None:
+    """Reports made until end_capture() add into accumulators (allocated now, outside the graph)."""
+    global _capturing
+    for name in names:
+        if name not in _sums:
+            _sums[name] = torch.zeros((), device=device)
+    _capturing = []
+
+
+def end_capture() -> list[str]:
+    """The names reported during the capture; each replay of that graph counts once for them."""
+    global _capturing
+    names, _capturing = _capturing, None
+    return names
+
+
+def replayed(names: list[str]) -> None:
+    for name in names:
+        _counts[name] += 1
 
 
 def collect() -> dict[str, float]:
     """Means of everything reported since the last call, as plain floats; clears the buffer."""
     out: dict[str, float] = {}
+    for name, count in _counts.items():  # fold the graph accumulators in as one value each
+        if count:
+            _values[name].append(_sums[name] / count)
     tensors = {k: v for k, v in _values.items() if any(isinstance(x, torch.Tensor) for x in v)}
     if tensors:
         names = sorted(tensors)
@@ -40,6 +82,9 @@ def collect() -> dict[str, float]:
         if name not in tensors:
             out[name] = float(sum(values) / len(values))
     _values.clear()
+    for name in _counts:
+        _sums[name].zero_()
+    _counts.clear()
     return out
 
 

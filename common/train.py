@@ -15,12 +15,13 @@ from pathlib import Path
 
 import torch
 
-from common import checkpoint, dist
+from common import checkpoint, dist, speed
 from common import config as config_lib
 from common import logging as log
 from common.data import EpochLoader, seeded_rngs, to_device
 from common.data.loader import _mix
 from common.errors import TrainingDiverged
+from common.graphs import PhaseGraphs
 from common.images import save_grid
 from common.trainer import Phase, Progress, Trainer, update_ema
 
@@ -97,17 +98,22 @@ class Loop:
         self.run_dir, self.device = Path(run_dir), trainer.device
         self.precision = Precision(self.rc.PRECISION, self.device)
         self.params = {n: _optimizer_params(o) for n, o in trainer.optimizers.items()}
+        self.graphs: PhaseGraphs | None = None
         self.last_saved: tuple[int, Path] | None = None
         self.resume_state = resume_state
 
     # ---- one iteration ----------------------------------------------------------------------
-    def run_phase(self, phase: Phase, batch: dict) -> None:
+    def run_phase(self, phase: Phase, batch: dict, set_to_none: bool = True,
+                  capturing: bool = False) -> None:
         opts = [self.trainer.optimizers[n] for n in phase.optimizers]
         for opt in opts:
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=set_to_none)
         with self.precision.autocast():
             loss = phase.fn(batch)
         if loss is None:  # the phase decided not to update this time
+            if capturing:
+                raise RuntimeError(f"phase {phase.name!r} skipped its update while being captured "
+                                   "in a CUDA graph; this trainer is not graph-safe")
             return
         scaler = self.precision.scaler
         if isinstance(loss, dict):
@@ -130,14 +136,26 @@ class Loop:
         for opt in opts:
             scaler.step(opt)
 
-    def iteration(self, batch: dict) -> None:
+    def eager_iteration(self, batch: dict) -> None:
         it = self.progress.iteration
         for phase in self.phases:
             if it % phase.every == 0:
                 self.run_phase(phase, batch)
+        self.after_phases()
+
+    def after_phases(self) -> None:
         self.precision.scaler.update()
         for name, decay in self.trainer.ema.items():
             update_ema(self.trainer.nets[name + "_ema"], self.trainer.nets[name], decay)
+
+    def iteration(self, batch: dict) -> None:
+        """One training iteration on a batch already on the device; counters advance."""
+        if self.graphs is not None:
+            self.graphs.iteration(batch)
+        else:
+            self.eager_iteration(batch)
+        self.progress.iteration += 1
+        self.progress.nimg += self.trainer.batch_size
 
     # ---- maintenance ------------------------------------------------------------------------
     def counters(self) -> dict:
@@ -203,35 +221,43 @@ class Loop:
         save_grid(images, self.run_dir / "samples" / "reals.png", 8)
 
     # ---- the run ----------------------------------------------------------------------------
-    def run(self) -> Progress:
+    def prepare(self, start: int, total: int, iters_per_epoch: int) -> None:
+        """Everything but the data: speed switches, restored state, phases, counters."""
         trainer, rc = self.trainer, self.rc
         _setup_backends(rc, self.device)
-        for name, net in trainer.nets.items():
-            if rc.CHANNELS_LAST:
-                net.to(memory_format=torch.channels_last)
-            if rc.COMPILE and not name.endswith("_ema"):
-                net.compile()
+        speed.configure_networks(trainer, rc.CHANNELS_LAST, rc.COMPILE, rc.COMPILE_MODE)
+        if self.resume_state is not None:
+            start = checkpoint.restore(trainer, self.resume_state, self.precision.scaler)[
+                "iteration"]
+        use_graphs = rc.CUDA_GRAPHS and self.device.type == "cuda"
+        if rc.CUDA_GRAPHS and not use_graphs:
+            log.warn(f"RUN.CUDA_GRAPHS needs a CUDA device; running eagerly on {self.device}")
+        speed.configure_optimizers(trainer, rc.FUSED_OPTIM, use_graphs)
+        self.progress = trainer.progress = Progress(start, start // iters_per_epoch,
+                                                    start * trainer.batch_size, total,
+                                                    iters_per_epoch)
+        self.phases = trainer.phases()
+        self.finite = {p.name: torch.ones((), dtype=torch.bool, device=self.device)
+                       for p in self.phases}
+        self.graphs = PhaseGraphs(self) if use_graphs else None
+
+    def run(self) -> Progress:
+        trainer, rc = self.trainer, self.rc
         dataset = trainer.dataset()
         loader = EpochLoader(dataset, trainer.batch_size, dist.world_size(), dist.rank(),
                              rc.SEED, rc.WORKERS, self.device.type == "cuda",
                              name=f"dataset {type(dataset).__name__}")
         ipe = loader.batches_per_epoch
         total = rc.MAX_ITERS if rc.MAX_ITERS > 0 else trainer.epochs * ipe
+        self.prepare(0, total, ipe)
+        start = self.progress.iteration
         if self.resume_state is not None:
-            counters = checkpoint.restore(trainer, self.resume_state, self.precision.scaler)
-            start = counters["iteration"]
             log.log(f"resumed at iteration {start} (epoch {start // ipe})")
         else:
-            start = 0
             trainer.start_fresh()
             dist.broadcast_parameters(trainer.nets.values())
             torch.manual_seed(_mix(rc.SEED, dist.rank(), 1))  # each rank draws its own noise
             self.save_reals(dataset)
-        self.progress = trainer.progress = Progress(start, start // ipe,
-                                                    start * trainer.batch_size, total, ipe)
-        self.phases = trainer.phases()
-        self.finite = {p.name: torch.ones((), dtype=torch.bool, device=self.device)
-                       for p in self.phases}
         show_bar = rc.PROGRESS == "bar" or (rc.PROGRESS == "auto" and sys.stderr.isatty())
         self.bar = None
         if show_bar and dist.is_main():
@@ -244,12 +270,9 @@ class Loop:
             while self.progress.iteration < total:
                 epoch, offset = divmod(self.progress.iteration, ipe)
                 trainer.set_epoch(epoch)
+                self.progress.epoch = epoch
                 for batch in loader.epoch(epoch, offset):
-                    batch = to_device(batch, self.device, rc.CHANNELS_LAST)
-                    self.progress.epoch = epoch
-                    self.iteration(batch)
-                    self.progress.iteration += 1
-                    self.progress.nimg += trainer.batch_size
+                    self.iteration(to_device(batch, self.device, rc.CHANNELS_LAST))
                     if self.bar is not None:
                         self.bar.update(1)
                     stopping = self.stop_requested(stop)
