@@ -91,6 +91,15 @@ class Trainer(abc.ABC):
         """Pictures for the sample ticks: {name: (images in [-1, 1], images per row)}."""
         return {"fakes": (self.generate(64, seed=self.cfg.RUN.SEED), 8)}
 
+    def synthetic_batch(self, batch_size: int) -> dict:
+        """Random tensors shaped like a training batch, on the device (benchmarks, no data).
+
+        The default fits models whose DATA section yields "image" and "label"."""
+        d = self.cfg.DATA
+        return {"image": torch.rand(batch_size, d.CHANNELS, d.IMAGE_SIZE, d.IMAGE_SIZE,
+                                    device=self.device) * 2 - 1,
+                "label": torch.zeros(batch_size, dtype=torch.long, device=self.device)}
+
     def extra_state(self) -> dict:
         """Anything else a checkpoint must hold to continue exactly (tensors, numbers, lists)."""
         return {}
