@@ -18,7 +18,8 @@ import torch
 from common import checkpoint, dist, speed
 from common import config as config_lib
 from common import logging as log
-from common.data import EpochLoader, seeded_rngs, to_device
+from common.data import EpochLoader, seeded_rngs
+from common.data.loader import device_batches
 from common.data.loader import _mix
 from common.errors import TrainingDiverged
 from common.graphs import PhaseGraphs
@@ -271,8 +272,9 @@ class Loop:
                 epoch, offset = divmod(self.progress.iteration, ipe)
                 trainer.set_epoch(epoch)
                 self.progress.epoch = epoch
-                for batch in loader.epoch(epoch, offset):
-                    self.iteration(to_device(batch, self.device, rc.CHANNELS_LAST))
+                for batch in device_batches(loader.epoch(epoch, offset), self.device,
+                                            rc.CHANNELS_LAST):
+                    self.iteration(batch)
                     if self.bar is not None:
                         self.bar.update(1)
                     stopping = self.stop_requested(stop)

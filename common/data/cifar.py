@@ -41,6 +41,7 @@ class CIFAR10Arrays(Dataset):
                  flip: bool):
         self.images, self.labels = images, labels
         self.size, self.channels, self.flip = size, channels, flip
+        self.uses_rng = flip
 
     def __len__(self) -> int:
         return len(self.images)

@@ -23,6 +23,7 @@ class ImageFiles(Dataset):
             raise DataError(f"{source}: crop rule {crop!r} unknown; expected one of {CROPS}")
         self.paths, self.labels = paths, labels
         self.size, self.channels, self.crop, self.flip = size, channels, crop, flip
+        self.uses_rng = flip
 
     def __len__(self) -> int:
         return len(self.paths)

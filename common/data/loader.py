@@ -39,16 +39,23 @@ def seeded_rngs(seed: int):
 
 
 class SeededItems(Dataset):
-    """Wraps a dataset so that key (index, epoch) loads item `index` under its own seed."""
+    """Wraps a dataset so that key (index, epoch) loads item `index` under its own seed.
+
+    A dataset whose items draw no random numbers may say so with `uses_rng = False`, which
+    saves seeding and restoring three generators per item.
+    """
 
     def __init__(self, dataset: Dataset, seed: int):
         self.dataset, self.seed = dataset, seed
+        self.seeded = getattr(dataset, "uses_rng", True)
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, key):
         index, epoch = key
+        if not self.seeded:
+            return self.dataset[index]
         with seeded_rngs(_mix(self.seed, epoch, index)):
             return self.dataset[index]
 
@@ -113,6 +120,55 @@ class EpochLoader:
     def epoch(self, epoch: int, start_batch: int = 0):
         self.sampler.set_position(epoch, start_batch)
         return iter(self.loader)
+
+
+class DevicePrefetcher:
+    """Iterates batches already on the GPU: batch i+1 is copied on a side stream while the
+    caller computes on batch i (pinned host memory makes the copy asynchronous)."""
+
+    def __init__(self, batches, device: torch.device, channels_last: bool = False):
+        self.batches, self.device, self.channels_last = iter(batches), device, channels_last
+        self.stream = torch.cuda.Stream(device)
+        self.next = self._load()
+
+    def _load(self):
+        try:
+            batch = next(self.batches)
+        except StopIteration:
+            return None
+        with torch.cuda.stream(self.stream):
+            return to_device(batch, self.device, self.channels_last)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.next is None:
+            raise StopIteration
+        current = torch.cuda.current_stream(self.device)
+        current.wait_stream(self.stream)
+        batch = self.next
+        _record(batch, current)  # the side stream's allocations are now used on this stream
+        self.next = self._load()
+        return batch
+
+
+def _record(tree, stream) -> None:
+    if isinstance(tree, torch.Tensor):
+        tree.record_stream(stream)
+    elif isinstance(tree, dict):
+        for v in tree.values():
+            _record(v, stream)
+    elif isinstance(tree, (list, tuple)):
+        for v in tree:
+            _record(v, stream)
+
+
+def device_batches(batches, device: torch.device, channels_last: bool = False):
+    """Batches moved to `device`: prefetched on a side stream on CUDA, copied on the CPU."""
+    if device.type == "cuda":
+        return DevicePrefetcher(batches, device, channels_last)
+    return (to_device(b, device, channels_last) for b in batches)
 
 
 def to_device(batch, device: torch.device, channels_last: bool = False):

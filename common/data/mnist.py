@@ -63,6 +63,8 @@ def load_mnist(root: str | Path, split: str = "train", download: bool = False
 class MNIST(Dataset):
     """Digits in [-1, 1], resized (bilinear) or zero-padded to DATA.IMAGE_SIZE."""
 
+    uses_rng = False
+
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, size: int, channels: int,
                  resize: str):
         self.images, self.labels = images, labels

@@ -87,6 +87,8 @@ def render(rng: np.random.Generator, size: int, objects: tuple[int, int], scale:
 
 
 class LayeredScenes(Dataset):
+    uses_rng = False  # each scene has its own generator, seeded by (SEED, index)
+
     def __init__(self, length: int, size: int, channels: int, seed: int, objects, scale, shapes,
                  background: str):
         self.length, self.size, self.channels, self.seed = length, size, channels, seed

@@ -69,3 +69,14 @@ def test_cuda_graphs_reproduce_the_eager_loop(tmp_path):
 def test_unsafe_trainers_and_fp16_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="fp16"):
         run_toy(tmp_path, ["RUN.CUDA_GRAPHS=true", "RUN.PRECISION=fp16"], "cuda")
+
+
+@cuda
+def test_device_prefetcher_yields_the_batches_on_the_gpu():
+    from common.data.loader import device_batches
+    batches = [{"image": torch.full((2, 3), float(i)).pin_memory(), "n": [torch.tensor(i)]}
+               for i in range(4)]
+    got = list(device_batches(batches, torch.device("cuda")))
+    assert len(got) == 4 and all(b["image"].is_cuda for b in got)
+    assert [int(b["image"][0, 0]) for b in got] == [0, 1, 2, 3]
+    assert [int(b["n"][0]) for b in got] == [0, 1, 2, 3]
