@@ -3,6 +3,7 @@ sampling with TRAIN.FLAG False, and scripts/sample.py on the real example_captio
 import importlib.util
 import json
 
+import pytest
 from PIL import Image
 
 from common.data.text_files import load_captions
@@ -26,6 +27,7 @@ def test_config_decides_the_version(repo, tmp_path):
     assert script.model_for(str(tmp_path / "missing.yml")) == "stackgan"
 
 
+@pytest.mark.slow
 def test_train_then_sample_on_real_cub(repo, shared_data, tmp_path, cli, capsys):
     cub = shared_data / "cub"
     embed = load_script(repo, "embed_captions").main
