@@ -159,9 +159,21 @@ def _dtypes(canvas, fg, mask, theta):
     return torch.float32, dtype
 
 
-@torch.compiler.assume_constant_result
+def _assume_constant_result(fn):
+    """torch.compiler.assume_constant_result, minus its import of torch._dynamo (~2 s).
+
+    torch.compile then calls `fn` eagerly while tracing and bakes in the result,
+    so the decision below (environment, lazy build, warning) is never traced.
+    tests/common/ops/test_stnm_compile.py checks that the public API still sets
+    this same attribute.
+    """
+    fn._dynamo_marked_constant = True
+    return fn
+
+
+@_assume_constant_result
 def _use_ext(impl: str, device_type: str) -> bool:
-    """Decide ext vs ref.  torch.compile evaluates this once while tracing."""
+    """Decide ext (True) or ref (False) for one call."""
     if impl == "auto":
         impl = os.environ.get("GANREPRO_OPS", "").strip().lower() or "auto"
         if impl not in IMPLS:

@@ -8,6 +8,9 @@
 // (common/ops/_registry.py) once this library is loaded.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/grad_mode.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
@@ -161,6 +164,27 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> stnm_backward_cpu(
   return {grad_canvas, grad_fg, grad_mask, grad_theta};
 }
 
+using BackwardFn = decltype(stnm_backward_cpu);
+
+// Autograd kernel of stnm_backward.  The backward is first-order only; without
+// this kernel, create_graph=True would merely warn and fail later, elsewhere.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> stnm_backward_autograd(
+    const at::Tensor& grad_out, const at::Tensor& canvas, const at::Tensor& fg,
+    const at::Tensor& mask, const at::Tensor& theta, bool mask_grad_full) {
+  const bool needs_graph =
+      at::GradMode::is_enabled() && (grad_out.requires_grad() || canvas.requires_grad() ||
+                                     fg.requires_grad() || mask.requires_grad() ||
+                                     theta.requires_grad());
+  TORCH_CHECK(!needs_graph,
+              "ganrepro::stnm: double backward (create_graph=True through the compiled op) is "
+              "not supported; use stnm(..., impl='ref') where second derivatives are needed");
+  const c10::impl::ExcludeDispatchKeyGuard no_autograd(c10::autograd_dispatch_keyset);
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("ganrepro::stnm_backward", "")
+                             .typed<BackwardFn>();
+  return op.call(grad_out, canvas, fg, mask, theta, mask_grad_full);
+}
+
 }  // namespace
 }  // namespace stnm
 }  // namespace ganrepro
@@ -178,4 +202,8 @@ TORCH_LIBRARY(ganrepro, m) {
 TORCH_LIBRARY_IMPL(ganrepro, CPU, m) {
   m.impl("stnm", &ganrepro::stnm::stnm_cpu);
   m.impl("stnm_backward", &ganrepro::stnm::stnm_backward_cpu);
+}
+
+TORCH_LIBRARY_IMPL(ganrepro, Autograd, m) {
+  m.impl("stnm_backward", &ganrepro::stnm::stnm_backward_autograd);
 }
