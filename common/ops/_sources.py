@@ -9,9 +9,9 @@ from pathlib import Path
 CSRC = Path(__file__).resolve().parent / "csrc"
 HEADERS = ("stnm_math.h", "stnm_common.h", "stnm_cuda.h")
 CPU_SOURCES = ("stnm.cpp",)
-CUDA_SOURCES = ("stnm_cuda.cpp", "stnm_cuda.cu")
+CUDA_SOURCES = ("stnm_cuda_ops.cpp", "stnm_cuda.cu")
 
-# Markers compiled into the library (stnm.cpp, stnm_cuda.cpp) so that the loader
+# Markers compiled into the library (stnm.cpp, stnm_cuda_ops.cpp) so that the loader
 # can tell what a build contains without loading it.
 BUILD_TAG = b"ganrepro-stnm-source-hash:"
 CUDA_TAG = b"ganrepro-stnm-has-cuda-kernels"

@@ -140,7 +140,12 @@ cudaError_t launch_forward(const ForwardArgs<T>& a, cudaStream_t stream) {
 
 template <typename T>
 cudaError_t launch_backward(const BackwardArgs<T>& a, size_t grad_fg_bytes,
-                            size_t grad_mask_bytes, int sm_count, cudaStream_t stream) {
+                            size_t grad_mask_bytes, cudaStream_t stream) {
+  int device = 0, sm_count = 0;
+  cudaError_t status = cudaGetDevice(&device);
+  if (status == cudaSuccess)
+    status = cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device);
+  if (status != cudaSuccess) return status;
   const int64_t B = a.shape.B;
   const int64_t hw = a.shape.H * a.shape.W;
   const size_t grad_theta_bytes = static_cast<size_t>(B) * 6 * sizeof(T);
@@ -172,9 +177,9 @@ cudaError_t launch_backward(const BackwardArgs<T>& a, size_t grad_fg_bytes,
 
 template cudaError_t launch_forward<float>(const ForwardArgs<float>&, cudaStream_t);
 template cudaError_t launch_forward<double>(const ForwardArgs<double>&, cudaStream_t);
-template cudaError_t launch_backward<float>(const BackwardArgs<float>&, size_t, size_t, int,
+template cudaError_t launch_backward<float>(const BackwardArgs<float>&, size_t, size_t,
                                             cudaStream_t);
-template cudaError_t launch_backward<double>(const BackwardArgs<double>&, size_t, size_t, int,
+template cudaError_t launch_backward<double>(const BackwardArgs<double>&, size_t, size_t,
                                              cudaStream_t);
 
 }  // namespace stnm

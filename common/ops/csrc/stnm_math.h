@@ -19,8 +19,10 @@
 
 #if defined(__CUDACC__)
 #define STNM_HD __host__ __device__ __forceinline__
+#define STNM_UNROLL _Pragma("unroll")
 #else
 #define STNM_HD inline
+#define STNM_UNROLL
 #endif
 
 namespace ganrepro {
@@ -140,7 +142,7 @@ STNM_HD void tap_offsets(const Footprint<T>& f, int64_t sh, int64_t sw, int64_t 
 
 template <typename T>
 STNM_HD void load_taps(const T* plane, const Footprint<T>& f, const int64_t off[4], T v[4]) {
-#pragma unroll
+STNM_UNROLL
   for (int k = 0; k < 4; ++k) v[k] = f.in[k] ? plane[off[k]] : T(0);
 }
 
@@ -193,7 +195,7 @@ STNM_HD void forward_pixel(const ForwardArgs<T>& a, int64_t b, int64_t i, int64_
   for (int64_t c0 = 0; c0 < C; c0 += G) {
     T v[G][4];
     T bg[G];
-#pragma unroll
+STNM_UNROLL
     for (int k = 0; k < G; ++k) {
       if (c0 + k < C) {
         load_taps(fg + (c0 + k) * a.fg.sc, f, off, v[k]);
@@ -201,7 +203,7 @@ STNM_HD void forward_pixel(const ForwardArgs<T>& a, int64_t b, int64_t i, int64_
       }
     }
     const T m = interpolate(f, mv);
-#pragma unroll
+STNM_UNROLL
     for (int k = 0; k < G; ++k) {
       if (c0 + k < C) out[(c0 + k) * a.out.sc] = m * interpolate(f, v[k]) + (T(1) - m) * bg[k];
     }
@@ -242,7 +244,7 @@ STNM_HD void backward_pixel(const BackwardArgs<T>& a, int64_t b, int64_t i, int6
     T v[G][4];
     T gc[G];
     T bg[G];
-#pragma unroll
+STNM_UNROLL
     for (int k = 0; k < G; ++k) {
       if (c0 + k < C) {
         load_taps(fg + (c0 + k) * a.fg.sc, f, off, v[k]);
@@ -251,14 +253,14 @@ STNM_HD void backward_pixel(const BackwardArgs<T>& a, int64_t b, int64_t i, int6
       }
     }
     const T m = interpolate(f, mv);
-#pragma unroll
+STNM_UNROLL
     for (int k = 0; k < G; ++k) {
       if (c0 + k >= C) continue;
       grad_canvas[(c0 + k) * a.grad_canvas.sc] = gc[k] * (T(1) - m);
       grad_m += gc[k] * (interpolate(f, v[k]) - bg[k]);
       const T gf = gc[k] * m;  // dL/d(sampled fg)
       T* plane = grad_fg + (c0 + k) * a.grad_fg.sc;
-#pragma unroll
+STNM_UNROLL
       for (int t = 0; t < 4; ++t) {
         if (f.in[t]) add(plane + grad_off[t], f.w[t] * gf);
       }
@@ -269,7 +271,7 @@ STNM_HD void backward_pixel(const BackwardArgs<T>& a, int64_t b, int64_t i, int6
 
   tap_offsets(f, a.grad_mask.sh, a.grad_mask.sw, grad_off);
   T* grad_mask = a.grad_mask.data + b * a.grad_mask.sb;
-#pragma unroll
+STNM_UNROLL
   for (int t = 0; t < 4; ++t) {
     if (f.in[t]) add(grad_mask + grad_off[t], f.w[t] * grad_m);
   }

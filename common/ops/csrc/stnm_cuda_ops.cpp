@@ -1,9 +1,9 @@
 // CUDA registration of the STNM ops: checks, allocation, device guard and
 // stream, then the launchers from stnm_cuda.cu.  Built only with CUDA.
 #include <ATen/Dispatch.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
 #include <tuple>
@@ -38,7 +38,7 @@ at::Tensor stnm_cuda(const at::Tensor& canvas, const at::Tensor& fg, const at::T
   const c10::cuda::CUDAGuard guard(canvas.device());
   at::Tensor out = empty_in_layout_of(canvas);
   if (out.numel() == 0) return out;
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(canvas.scalar_type(), "ganrepro::stnm (CUDA)", [&] {
     const ForwardArgs<scalar_t> a{cview4<scalar_t>(canvas), cview4<scalar_t>(fg),
                                   cview4<scalar_t>(mask),   theta_view<scalar_t>(theta),
@@ -62,8 +62,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> stnm_backward_cuda(
   at::Tensor grad_fg = empty_in_layout_of(fg);
   at::Tensor grad_mask = empty_in_layout_of(mask);
   at::Tensor grad_theta = at::empty({theta.size(0), 2, 3}, theta.options());
-  const int sm_count = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(canvas.scalar_type(), "ganrepro::stnm_backward (CUDA)", [&] {
     const BackwardArgs<scalar_t> a{cview4<scalar_t>(grad_out),    cview4<scalar_t>(canvas),
                                    cview4<scalar_t>(fg),          cview4<scalar_t>(mask),
@@ -72,7 +71,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> stnm_backward_cuda(
                                    grad_theta.data_ptr<scalar_t>(), shape_of(canvas, fg),
                                    mask_grad_full};
     check_launch(launch_backward(a, grad_fg.numel() * sizeof(scalar_t),
-                                 grad_mask.numel() * sizeof(scalar_t), sm_count, stream),
+                                 grad_mask.numel() * sizeof(scalar_t), stream),
                  op);
   });
   return {grad_canvas, grad_fg, grad_mask, grad_theta};
