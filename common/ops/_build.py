@@ -224,7 +224,10 @@ def _load_jit(require_cuda: bool, allow_build: bool) -> ExtStatus:
         torch.ops.load_library(str(library))
         return ExtStatus(loaded=True, has_cuda=with_cuda, origin="jit-cache", path=str(library))
     if not allow_build:
-        return _failure("the extension has not been built yet", "call stnm(..., impl='ext') once")
+        return _failure(
+            "the extension has not been built yet",
+            "run `python scripts/ops_check.py` (it builds it) or call stnm(..., impl='ext') once",
+        )
 
     missing = _missing_build_tools()
     if missing:
