@@ -85,9 +85,10 @@ def load(require_cuda: bool, allow_build: bool = True) -> ExtStatus:
         if _status.loaded:
             if require_cuda and not _status.has_cuda:
                 return _failure(
-                    "the STNM extension loaded in this process was built without CUDA kernels",
-                    "install the CUDA toolkit (nvcc) matching torch.version.cuda, set CUDA_HOME, "
-                    "and start a new process",
+                    "the STNM extension loaded in this process has no CUDA kernels (it was "
+                    "built without nvcc, without a visible GPU, or as a CPU-only AOT build)",
+                    "make nvcc available (CUDA_HOME) or rebuild the AOT build with CUDA, "
+                    "then start a new process",
                 )
             return status()
         key = (require_cuda, allow_build)
@@ -95,14 +96,37 @@ def load(require_cuda: bool, allow_build: bool = True) -> ExtStatus:
             return dataclasses.replace(_failures[key])
         result = _preloaded() or _load_aot(require_cuda) or _load_jit(require_cuda, allow_build)
         if result.loaded:
-            from . import _registry
-
-            _registry.register()
+            result = _register(result)
+        if result.loaded:
             _status = result
             _failures.clear()
         else:
             _failures[key] = result
         return dataclasses.replace(result)
+
+
+def _register(result: ExtStatus) -> ExtStatus:
+    """Add the Python-side registrations; a failure here disables the extension."""
+    from . import _registry
+
+    try:
+        _registry.register()
+    except Exception as error:  # e.g. a torch.library API this torch version lacks
+        return _failure(
+            f"registering the op with torch.library failed ({type(error).__name__}: {error})",
+            f"use impl='ref' and report this with the output of scripts/ops_check.py "
+            f"(torch {torch.__version__})",
+        )
+    return result
+
+
+def _load_library(path: Path) -> str | None:
+    """Load a built library; returns the error text if the file is unusable."""
+    try:
+        torch.ops.load_library(str(path))
+    except (OSError, RuntimeError) as error:
+        return str(error)
+    return None
 
 
 def _failure(reason: str, fix: str, detail: str = "") -> ExtStatus:
@@ -148,7 +172,10 @@ def _load_aot(require_cuda: bool) -> ExtStatus | None:
     if require_cuda and not has_cuda:
         _note_skipped_aot(path, "has no CUDA kernels")
         return None
-    torch.ops.load_library(str(path))
+    error = _load_library(path)
+    if error:  # e.g. built against another torch: fall through to the JIT build
+        _note_skipped_aot(path, f"failed to load ({error.strip().splitlines()[-1][:200]})")
+        return None
     return ExtStatus(loaded=True, has_cuda=has_cuda, origin="aot", path=str(path))
 
 
@@ -184,15 +211,20 @@ def _nvcc() -> Path | None:
     return nvcc if nvcc.exists() else None
 
 
-def _want_cuda_build() -> tuple[bool, str]:
-    """Whether to build the CUDA flavour here, and if not, why not."""
+def _want_cuda_build() -> tuple[bool, str, str]:
+    """Whether to build the CUDA flavour here; if not, why not and how to fix it."""
     if torch.version.cuda is None:
-        return False, "this torch build has no CUDA support"
+        return False, "this torch build has no CUDA support", "install a CUDA build of torch"
     if not torch.cuda.is_available():
-        return False, "no CUDA device is visible"
+        return False, "no CUDA device is visible", "check the driver and CUDA_VISIBLE_DEVICES"
     if _nvcc() is None:
-        return False, "nvcc was not found (CUDA_HOME is unset or has no bin/nvcc)"
-    return True, ""
+        return (
+            False,
+            "nvcc was not found (CUDA_HOME is unset or has no bin/nvcc)",
+            f"install the CUDA toolkit matching torch.version.cuda ({torch.version.cuda}) "
+            "and set CUDA_HOME",
+        )
+    return True, "", ""
 
 
 def _build_key(with_cuda: bool, arches: list[str]) -> str:
@@ -208,20 +240,19 @@ def _build_key(with_cuda: bool, arches: list[str]) -> str:
 
 
 def _load_jit(require_cuda: bool, allow_build: bool) -> ExtStatus:
-    with_cuda, no_cuda_reason = _want_cuda_build()
+    with_cuda, no_cuda_reason, no_cuda_fix = _want_cuda_build()
     if require_cuda and not with_cuda:
-        return _failure(
-            f"cannot build the CUDA kernels: {no_cuda_reason}",
-            "install the CUDA toolkit matching torch.version.cuda "
-            f"({torch.version.cuda}) and set CUDA_HOME",
-        )
+        return _failure(f"cannot build the CUDA kernels: {no_cuda_reason}", no_cuda_fix)
     arches = _local_cuda_arches() if with_cuda else []
     flavour = "cuda" if with_cuda else "cpu"
     name = f"ganrepro_stnm_{flavour}_{_build_key(with_cuda, arches)}"
     final_dir = cache_root() / name
     library = final_dir / f"{name}.so"
     if library.exists():
-        torch.ops.load_library(str(library))
+        error = _load_library(library)
+        if error:
+            return _failure(f"the cached build {library} failed to load: {error}",
+                            f"delete it with `rm -rf {final_dir}` and retry")
         return ExtStatus(loaded=True, has_cuda=with_cuda, origin="jit-cache", path=str(library))
     if not allow_build:
         return _failure(
@@ -241,7 +272,7 @@ def _load_jit(require_cuda: bool, allow_build: bool) -> ExtStatus:
     except Exception as error:  # a failed build must not break the caller: report it
         text = str(error)
         return _failure(
-            f"building the {flavour} extension failed: {_first_error_line(text)}",
+            f"building the {flavour} extension failed: {_first_error_line(text).rstrip('.')}",
             f"run `python scripts/ops_check.py --verbose` for the compiler output; "
             f"clear a broken cache with `rm -rf {final_dir}`",
             detail=text,
@@ -251,8 +282,10 @@ def _load_jit(require_cuda: bool, allow_build: bool) -> ExtStatus:
             "another process was building the extension and did not finish",
             f"remove {final_dir}.lock if no build is running, then retry",
         )
-    if not loaded_here:
-        torch.ops.load_library(str(library))
+    error = None if loaded_here else _load_library(library)
+    if error:
+        return _failure(f"the freshly built {library} failed to load: {error}",
+                        "run `python scripts/ops_check.py --verbose`")
     return ExtStatus(
         loaded=True,
         has_cuda=with_cuda,
@@ -336,17 +369,21 @@ def _compile(name: str, final_dir: Path, with_cuda: bool, arches: list[str]) -> 
     )
     # Target exactly the visible GPUs: a TORCH_CUDA_ARCH_LIST inherited from a
     # container image is often wrong for the card at hand.
-    with _env("TORCH_CUDA_ARCH_LIST", ";".join(arches) if with_cuda else None):
-        cpp_load(
-            name=name,
-            sources=[str(p) for p in _sources.source_paths(with_cuda)],
-            extra_cflags=["-O3", define],
-            extra_cuda_cflags=["-O3", define] if with_cuda else None,
-            build_directory=str(work_dir),
-            with_cuda=with_cuda,
-            is_python_module=False,
-            verbose=os.environ.get("GANREPRO_OPS_VERBOSE") == "1",
-        )
+    try:
+        with _env("TORCH_CUDA_ARCH_LIST", ";".join(arches) if with_cuda else None):
+            cpp_load(
+                name=name,
+                sources=[str(p) for p in _sources.source_paths(with_cuda)],
+                extra_cflags=["-O3", define],
+                extra_cuda_cflags=["-O3", define] if with_cuda else None,
+                build_directory=str(work_dir),
+                with_cuda=with_cuda,
+                is_python_module=False,
+                verbose=os.environ.get("GANREPRO_OPS_VERBOSE") == "1",
+            )
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)  # the error text carries the compiler output
+        raise
     try:
         os.replace(work_dir, final_dir)
     except OSError:  # another process finished first; keep its copy on disk

@@ -51,6 +51,23 @@ def test_cpu_only_ahead_of_time_build_is_skipped_for_cuda(monkeypatch, tmp_path)
     assert "no CUDA kernels" in _build.skipped_aot_notes()[-1]
 
 
+def test_unloadable_library_is_reported_not_raised(tmp_path):
+    garbage = tmp_path / "broken.so"
+    garbage.write_bytes(b"not a shared library")
+    assert _build._load_library(garbage)
+
+
+def test_registration_failure_disables_the_extension(monkeypatch):
+    from common.ops import _registry
+
+    def broken():
+        raise AttributeError("module 'torch.library' has no attribute 'register_fake'")
+
+    monkeypatch.setattr(_registry, "register", broken)
+    result = _build._register(_build.ExtStatus(loaded=True))
+    assert not result.loaded and "register_fake" in result.reason and "impl='ref'" in result.fix
+
+
 def test_build_lock_is_exclusive_and_recovers_from_a_dead_holder(tmp_path, monkeypatch):
     target = tmp_path / "build"
     with _build._build_lock(target) as first:
@@ -97,6 +114,15 @@ FALLBACK_SCRIPT = textwrap.dedent(
         stnm(*x, impl="ext")
     except RuntimeError as error:
         print("ext-error", error)
+
+    import os
+    os.environ["CXX"] = "false"  # a "compiler" that exists but fails
+    _build._failures.clear()
+    try:
+        stnm(*x, impl="ext")
+    except RuntimeError as error:
+        print("build-error", str(error).replace(chr(10), " "))
+    print("leftovers", sorted(p.name for p in _build.cache_root().glob("*")))
     """
 )
 
@@ -115,6 +141,8 @@ def test_fallback_warns_once_and_ext_errors_name_the_cause(tmp_path):
     assert lines["cuda-warnings"] == "1"
     assert "reference because" in lines["cuda-message"] and "Fix:" in lines["cuda-message"]
     assert "no C++ compiler" in lines["ext-error"] and "CXX" in lines["ext-error"]
+    assert "failed" in lines["build-error"] and "ops_check.py --verbose" in lines["build-error"]
+    assert lines["leftovers"] == "[]"  # no half-built directory or lock is left behind
 
 
 def test_environment_override(monkeypatch):
