@@ -154,3 +154,43 @@ def test_environment_override(monkeypatch):
     monkeypatch.setenv("GANREPRO_OPS", "fast")
     with pytest.raises(ValueError, match="GANREPRO_OPS"):
         stnm_module._use_ext("auto", "cpu")
+
+
+AUTOCAST_FALLBACK_SCRIPT = textwrap.dedent(
+    """
+    import torch
+    del torch.library.register_autocast  # behave like torch < 2.7
+    from common.ops import stnm, stnm_ref, _build
+    status = _build.load(require_cuda=False)
+    assert status.loaded, status.reason
+    gen = torch.Generator().manual_seed(0)
+    x = [torch.randn(2, 3, 5, 6, generator=gen), torch.randn(2, 3, 5, 6, generator=gen),
+         torch.rand(2, 1, 5, 6, generator=gen),
+         torch.tensor([[1.2, 0.1, 0.2], [-0.1, 0.9, -0.3]]).expand(2, 2, 3).clone()]
+    leaves = [t.bfloat16().requires_grad_() for t in x]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = torch.ops.ganrepro.stnm(*leaves)
+        compiled = torch.compile(lambda *t: torch.ops.ganrepro.stnm(*t), backend="aot_eager",
+                                 fullgraph=True)(*leaves)
+    expected = stnm_ref(*[t.detach().float() for t in leaves])
+    out.sum().backward()
+    print("dtype", out.dtype, compiled.dtype)
+    print("error", float((out.detach() - expected).abs().max()))
+    print("grads", all(t.grad is not None and t.grad.dtype == torch.bfloat16 for t in leaves))
+    """
+)
+
+
+def test_autocast_rule_without_register_autocast():
+    """torch 2.5 and 2.6 lack torch.library.register_autocast; the fallback must behave the same."""
+    from . import stnm_cases
+
+    stnm_cases.require_ext()  # build (or reuse) the cached library before the subprocess
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, "-c", AUTOCAST_FALLBACK_SCRIPT], env=env, cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert lines["dtype"] == "torch.float32 torch.float32"
+    assert float(lines["error"]) < 1e-5
+    assert lines["grads"] == "True"
