@@ -106,16 +106,21 @@ STNM_HD Footprint<T> footprint(const ThetaView<T>& theta, const Shape& s,
   const T gx = t[0] * f.xn + t[theta.sc] * f.yn + t[2 * theta.sc];
   const T gy = t[theta.sr] * f.xn + t[theta.sr + theta.sc] * f.yn + t[theta.sr + 2 * theta.sc];
   // align_corners=True: -1 and 1 are the centres of the first and last pixels.
-  // Clamping keeps the integer conversion defined for far-away (or NaN)
-  // positions; two pixels outside, every tap is already out of the source.
-  const T x = clamp_to((gx + T(1)) * (T(s.Wf - 1) * T(0.5)), T(-2), T(s.Wf + 1));
-  const T y = clamp_to((gy + T(1)) * (T(s.Hf - 1) * T(0.5)), T(-2), T(s.Hf + 1));
+  const T x_raw = (gx + T(1)) * (T(s.Wf - 1) * T(0.5));
+  const T y_raw = (gy + T(1)) * (T(s.Hf - 1) * T(0.5));
+  // Clamping keeps the integer conversion defined for far-away positions; two
+  // pixels outside, every tap is already out of the source.  A NaN or infinite
+  // position still has to poison the result, as it does in the reference:
+  // `poison` is 0 for finite positions and NaN otherwise.
+  const T x = clamp_to(x_raw, T(-2), T(s.Wf + 1));
+  const T y = clamp_to(y_raw, T(-2), T(s.Hf + 1));
+  const T poison = (x_raw - x_raw) + (y_raw - y_raw);
   const T fx = floor_of(x);
   const T fy = floor_of(y);
   f.x0 = static_cast<int64_t>(fx);
   f.y0 = static_cast<int64_t>(fy);
-  f.ax = x - fx;
-  f.ay = y - fy;
+  f.ax = x - fx + poison;
+  f.ay = y - fy + poison;
   f.w[0] = (T(1) - f.ax) * (T(1) - f.ay);
   f.w[1] = f.ax * (T(1) - f.ay);
   f.w[2] = (T(1) - f.ax) * f.ay;

@@ -79,6 +79,7 @@ def test_cuda_equals_cpu_kernel_in_float64(layout):
         assert_near(a.cpu(), e, f"d{name}", 1e-10)
 
 
+@pytest.mark.filterwarnings("ignore:Since version 1.3.0, affine_grid")  # the 1x1 case
 def test_edge_cases():
     make = lambda **kw: cases.make_inputs(dtype=torch.float32, device="cuda", **kw)  # noqa: E731
     check(make(batch=1, size=(33, 47)))
@@ -91,6 +92,10 @@ def test_edge_cases():
     out, (_, d_fg, d_mask, d_theta) = cases.grads(ext, off)
     torch.testing.assert_close(out, off[0], atol=0, rtol=0)
     assert d_fg.abs().max() == 0 and d_mask.abs().max() == 0 and d_theta.abs().max() == 0
+    poisoned = make()
+    poisoned[3][1, 1, 2] = float("nan")
+    out = ext(*poisoned)
+    assert out[1].isnan().all() and not out[0].isnan().any()
 
 
 @pytest.mark.parametrize("layout", LAYOUTS.values(), ids=LAYOUTS.keys())

@@ -91,12 +91,21 @@ def test_off_canvas_gives_canvas_and_zero_gradients():
     assert d_fg.abs().max() == 0 and d_mask.abs().max() == 0 and d_theta.abs().max() == 0
 
 
-def test_huge_and_nan_poses_read_nothing():
-    canvas, fg, mask, theta = cases.make_inputs(batch=3)
+def test_far_away_poses_read_nothing():
+    canvas, fg, mask, theta = cases.make_inputs(batch=2)
     theta[0, :, 2] = 1e30  # translations far beyond any int64 pixel index
     theta[1, :, 2] = -1e30
-    theta[2] = float("nan")
     torch.testing.assert_close(ext(canvas, fg, mask, theta), canvas, atol=0, rtol=0)
+
+
+def test_nan_pose_propagates_like_the_reference():
+    inputs = cases.make_inputs(batch=2)
+    inputs[3][1, 0, 0] = float("nan")
+    out, got = cases.grads(ext, inputs)
+    out_ref, expected = cases.grads(ref, inputs)
+    assert torch.equal(out.isnan(), out_ref.isnan()) and out[1].isnan().all()
+    cases.assert_close(out[0], out_ref[0], torch.float64, "forward of the finite sample")
+    assert got[3][1].isnan().all() and expected[3][1].isnan().all()
 
 
 def test_channels_last_inputs_and_outputs():
