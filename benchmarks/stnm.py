@@ -149,11 +149,17 @@ def fwd_bwd_step(fn, inputs, grad_out):
 
 
 def max_rel_error(inputs, grad_out):
+    """Sanity check of ext against ref: the output and the canvas, fg and mask gradients.
+
+    d/dtheta is left out: it jumps where a sample crosses a pixel boundary, and
+    float32 rounding puts a few of millions of samples on different sides in the
+    two implementations (tests/common/ops compares it in float64).
+    """
     results = []
     for impl in ("ext", "ref"):
         leaves = [t.detach().requires_grad_() for t in inputs]
         out = stnm(*leaves, impl=impl)
-        results.append([out.detach(), *torch.autograd.grad(out, leaves, grad_out)])
+        results.append([out.detach(), *torch.autograd.grad(out, leaves[:3], grad_out)])
     return max(((a - b).abs().max() / b.abs().max().clamp_min(1)).item() for a, b in zip(*results))
 
 

@@ -15,6 +15,19 @@ OFF_CANVAS = [[1.0, 0.0, 3.5], [0.0, 1.0, -3.2]]       # samples entirely outsid
 PARTLY_OFF = [[1.27, 0.11, 0.93], [-0.08, 1.19, -0.71]]
 IDENTITY = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
 
+# Why float32 comparisons leave d/dtheta out: d/dtheta sums, over pixels, a
+# function that jumps wherever a sample crosses a pixel boundary.  Two float32
+# implementations round sample positions differently, so over many pixels a few
+# samples fall on opposite sides and d/dtheta differs by O(one pixel's term).
+# float64 makes that negligible, and boundary_free_pose() avoids it in float32.
+
+
+def boundary_free_pose(size):
+    """Scale 1.25 with offsets that put every sample 1/8 pixel or more from a pixel
+    boundary (x = 1.25 j + 1/8 for a source as large as the output)."""
+    h, w = size
+    return [[1.25, 0.0, 0.25 + 0.25 / max(w - 1, 1)], [0.0, 1.25, 0.25 + 0.25 / max(h - 1, 1)]]
+
 
 def make_inputs(batch=2, channels=3, size=(7, 9), src_size=None, theta=ROTATE_SCALE,
                 dtype=torch.float64, device="cpu", seed=0, jitter=0.05, mask=None):
