@@ -129,6 +129,7 @@ def check_config(cfg) -> None:
 
 class StackGANTrainer(Trainer):
     name = NAME
+    cuda_graphs_safe = True  # the same kernels every iteration; LR halving triggers a recapture
 
     def __init__(self, cfg, device, with_discriminator: bool = True):
         super().__init__(cfg, device)
@@ -243,6 +244,15 @@ class StackGANTrainer(Trainer):
         report("G_loss", adversarial)
         report("KL_loss", kl)
         return {"G": adversarial + self.cfg.TRAIN.COEFF.KL * kl}
+
+    def synthetic_batch(self, batch_size: int) -> dict:
+        """Random tensors shaped like a training batch (for benchmarks without data)."""
+        size, dev = self.cfg.IMSIZE, self.device
+        batch = {"image": torch.rand(batch_size, 3, size, size, device=dev) * 2 - 1,
+                 "embedding": torch.randn(batch_size, self.cfg.TEXT.DIMENSION, device=dev)}
+        if self.cfg.TRAIN.WRONG == "dataset":
+            batch["wrong_images"] = [torch.rand_like(batch["image"]) * 2 - 1]
+        return batch
 
     # ---- pictures -------------------------------------------------------------------------
     def snapshot_images(self) -> dict:
