@@ -218,8 +218,9 @@ def build_text_dataset(data_dir: str | Path, split: str = "train", sizes: Sequen
     cub_dir = Path(cub_dir).expanduser() if cub_dir else default_cub_dir(data_dir)
     image_dir = Path(image_dir).expanduser() if image_dir else \
         default_image_dir(data_dir, bbox_crop, cub_dir)
-    if text_dir is None and (data_dir / "text").is_dir():
-        text_dir = data_dir / "text"
+    if text_dir is None:    # v2 layout text/, Reed et al.'s download text_c10/
+        text_dir = next((data_dir / n for n in ("text", "text_c10") if (data_dir / n).is_dir()),
+                        None)
     split_data = load_split(data_dir, split, embedding_type)
     bboxes = load_bboxes(cub_dir) if bbox_crop else None
     return TextImageDataset(split_data, image_dir, sizes, bboxes, resize, augment, wrong,
@@ -227,7 +228,7 @@ def build_text_dataset(data_dir: str | Path, split: str = "train", sizes: Sequen
                             Path(text_dir) if text_dir else None)
 
 
-BBOX_RULES = {"auto": None, "on": True, "off": False}
+BBOX_RULES = {"auto": None, "always": True, "never": False}   # words YAML keeps as text
 
 
 @register("stackgan_text", {"EMBEDDING_TYPE": "cnn-rnn", "SIZES": [], "RESIZE": "square",
@@ -239,7 +240,8 @@ def build_stackgan_text(spec: DataSpec) -> Dataset:
     """DATA.ROOT is a StackGAN data directory (<ROOT>/<SPLIT>/filenames.pickle, embeddings)."""
     o = spec.options
     if o["BBOX_CROP"] not in BBOX_RULES:
-        raise DataError(f"DATA.OPTIONS.BBOX_CROP is {o['BBOX_CROP']!r}; expected auto, on or off")
+        raise DataError(f"DATA.OPTIONS.BBOX_CROP is {o['BBOX_CROP']!r}; expected "
+                        f"{', '.join(BBOX_RULES)}")
     return build_text_dataset(spec.root, spec.split, list(o["SIZES"]) or [spec.image_size],
                               o["EMBEDDING_TYPE"], BBOX_RULES[o["BBOX_CROP"]],
                               o["IMAGE_DIR"] or None, o["CUB_DIR"] or None, o["RESIZE"],

@@ -13,7 +13,8 @@ from common.data.text_files import (crop_box, load_bboxes, load_captions, load_c
                                     load_embeddings, load_filenames, read_pickle)
 from common.data.transforms import to_tensor
 from common.errors import DataError
-from tests.common.data.textdata import py2_numpy_pickle, write_jpeg, write_split
+from tests.common.data.textdata import (present_cub_keys, py2_numpy_pickle, write_jpeg,
+                                        write_split)
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +25,7 @@ def cub(shared_data):
 @pytest.fixture(scope="module")
 def present_keys(cub):
     """Train keys of the shared CUB subset whose pictures exist (classes 002, 003, ...)."""
-    names = load_filenames(cub / "birds" / "train")
-    return [k for k in names if (cub / "CUB_200_2011" / "images" / f"{k}.jpg").is_file()]
+    return present_cub_keys(cub)
 
 
 def small_birds(tmp_path, cub, keys, captions=3, dim=8, **kwargs):
@@ -108,7 +108,9 @@ def test_embedding_file_variants_and_errors(tmp_path):
 # ---- the dataset ------------------------------------------------------------------------------
 def test_bbox_crop_and_transforms_match_the_rule(tmp_path, cub, present_keys):
     keys = present_keys[:3]
-    ds, emb = small_birds(tmp_path, cub, keys, sizes=[64], augment=False)
+    ds, emb = small_birds(tmp_path, cub, keys, sizes=[64], augment=False,
+                          text_dir=cub / "birds" / "text")
+    assert ds.captions(1) == load_captions(cub / "birds" / "text" / f"{keys[1]}.txt")
     assert ds.bboxes is not None                    # "birds" in DATA_DIR turns the crop on
     key = keys[1]
     img = Image.open(cub / "CUB_200_2011" / "images" / f"{key}.jpg").convert("RGB")

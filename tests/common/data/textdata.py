@@ -45,3 +45,21 @@ def write_jpeg(path: Path, width: int, height: int, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rgb).save(path, quality=95)
     return path
+
+
+def present_cub_keys(cub: Path, split: str = "train") -> list[str]:
+    """Keys of a CUB split whose pictures exist in the shared subset (classes 001-010)."""
+    from common.data.text_files import load_filenames
+    names = load_filenames(cub / "birds" / split)
+    return [k for k in names if (cub / "CUB_200_2011" / "images" / f"{k}.jpg").is_file()]
+
+
+def tiny_birds(root: Path, cub: Path, per_split: int = 8, captions: int = 3, dim: int = 16,
+               seed: int = 0) -> Path:
+    """<root>/birds with train and test splits over real CUB pictures, random embeddings."""
+    rng = np.random.default_rng(seed)
+    for split in ("train", "test"):
+        keys = present_cub_keys(cub, split)[::7][:per_split]
+        emb = rng.standard_normal((len(keys), captions, dim)).astype(np.float32)
+        write_split(root / "birds" / split, keys, emb, [int(k[:3]) for k in keys])
+    return root / "birds"
