@@ -86,7 +86,7 @@ DEFAULTS = {
     },
     "TEXT": {"DIMENSION": 1024},  # size of the caption embeddings
     "DATASET": {                  # ganrepro additions: where a text dataset's files are
-        "BBOX_CROP": "auto",      # auto ('birds' in DATA_DIR, the original rule) | on | off
+        "BBOX_CROP": "auto",      # auto ('birds' in DATA_DIR, the original rule) | always | never
         "CUB_DIR": "",            # CUB_200_2011 folder (default <DATA_DIR>/CUB_200_2011)
         "IMAGE_DIR": "",          # pictures <key>.jpg (default <CUB_DIR>/images for birds,
                                   # else <DATA_DIR>/images)

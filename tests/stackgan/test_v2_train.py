@@ -160,3 +160,103 @@ def test_resume_with_write_back_matches_an_uninterrupted_run(tmp_path):
         for a, b in zip(whole.nets[name].state_dict().values(),
                         rest.nets[name].state_dict().values()):
             assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["TREE.BASE_SIZE=32"], "TREE.BASE_SIZE"), (["TREE.BRANCH_NUM=6"], "TREE.BRANCH_NUM"),
+    (["GAN.GF_DIM=6"], "GAN.GF_DIM"), (["TRAIN.COEFF.UNCOND_LOSS=-1.0"], "TRAIN.COEFF.UNCOND_LOSS"),
+    (["EMBEDDING_TYPE=word2vec"], "EMBEDDING_TYPE"),
+    (["TRAIN.SNAPSHOT_INTERVAL=0", "TRAIN.EMA_WRITE_BACK=True"], "TRAIN.EMA_WRITE_BACK"),
+])
+def test_bad_configs_name_the_key(overrides, key):
+    from common.errors import ConfigError
+    with pytest.raises(ConfigError) as err:
+        models.load_config(models.module("stackgan2"), None, overrides)
+    assert err.value.key == key and "command line" in str(err.value)
+
+
+def test_evaluation_needs_net_g_and_bad_data_is_named(tmp_path):
+    from types import SimpleNamespace
+    from common.errors import ConfigError, DataError
+    module = models.module("stackgan2")
+    cfg = models.load_config(module, None, TINY + ["TRAIN.FLAG=False"])
+    ctx = SimpleNamespace(args=SimpleNamespace(out=None), device=torch.device("cpu"),
+                          run_dir=tmp_path)
+    with pytest.raises(ConfigError, match="TRAIN.NET_G"):
+        module.main_without_training(cfg, ctx)
+    cfg = models.load_config(module, None, TINY + [f"DATA_DIR={tmp_path / 'nowhere'}"])
+    with pytest.raises(DataError, match="nowhere"):
+        module.build(cfg, torch.device("cpu")).dataset()
+    (tmp_path / "G.pth").write_bytes(b"not a checkpoint")
+    from common.errors import CheckpointError
+    cfg = models.load_config(module, None, TINY + [f"TRAIN.NET_G={tmp_path / 'G.pth'}"])
+    with pytest.raises(CheckpointError, match="G.pth"):
+        module.build(cfg, torch.device("cpu")).start_fresh()
+
+
+def test_original_checkpoint_files_load(tmp_path):
+    """netG_<iteration>.pth / netD<i>.pth as the original saved them (DataParallel keys)."""
+    from stackgan.weights_v2 import generator_weights
+    source = make_trainer(True)
+    with torch.no_grad():
+        for p in source.nets["G"].parameters():
+            p.add_(1.0)
+    model_dir = tmp_path / "Model"
+    model_dir.mkdir()
+    torch.save({"module." + k: v for k, v in source.nets["G"].state_dict().items()},
+               model_dir / "netG_1234.pth")
+    for i in range(3):
+        torch.save({"module." + k: v for k, v in source.nets[f"D{i}"].state_dict().items()},
+                   model_dir / f"netD{i}.pth")
+    assert generator_weights(model_dir / "netG_1234.pth")[1] == 1234
+    target = make_trainer(True, [f"TRAIN.NET_G={model_dir / 'netG_1234.pth'}",
+                                 f"TRAIN.NET_D={model_dir / 'netD'}"])
+    target.start_fresh()
+    for name, other in (("G", "G"), ("G_ema", "G"), ("D2", "D2")):
+        for a, b in zip(target.nets[name].state_dict().values(),
+                        source.nets[other].state_dict().values()):
+            assert torch.equal(a, b), name
+
+
+ORIGINAL_EVAL_YML = """
+CONFIG_NAME: '3stages_color'
+DATASET_NAME: 'church_outdoor'
+DATA_DIR: '../data/lsun'
+GPU_ID: '3'
+WORKERS: 4
+TREE:
+    BRANCH_NUM: 3
+TEST:
+    B_EXAMPLE: False
+    SAMPLE_NUM: 100
+TRAIN:
+    FLAG: False
+    NET_G: '../models/dog_3stages_color/netG_600000.pth'
+    BATCH_SIZE: 24
+GAN:
+    EMBEDDING_DIM: 128
+    DF_DIM: 64
+    GF_DIM: 64
+    Z_DIM: 100
+    R_NUM: 2
+    B_CONDITION: False
+"""
+
+
+def test_an_original_style_yml_and_the_shipped_configs_load(repo, tmp_path):
+    module = models.module("stackgan2")
+    path = tmp_path / "eval_dog.yml"
+    path.write_text(ORIGINAL_EVAL_YML)
+    cfg = models.load_config(module, path)
+    assert cfg.TRAIN.FLAG is False and cfg.TEST.SAMPLE_NUM == 100 and cfg.RUN.WORKERS == 4
+    expected = {"birds": (True, 1.0, 0.0, 600), "flowers": (True, 1.0, 0.0, 600),
+                "coco": (True, 1.0, 0.0, 120), "bedroom": (False, 0.0, 50.0, 5),
+                "church": (False, 0.0, 50.0, 50), "dog": (False, 0.0, 50.0, 100),
+                "cat": (False, 0.0, 50.0, 800)}
+    for name, (cond, lambda_u, alpha, epochs) in expected.items():
+        cfg = models.load_config(module, repo / "cfg" / f"{name}_3stages.yml")
+        assert (cfg.GAN.B_CONDITION, cfg.TRAIN.COEFF.UNCOND_LOSS, cfg.TRAIN.COEFF.COLOR_LOSS,
+                cfg.TRAIN.MAX_EPOCH) == (cond, lambda_u, alpha, epochs), name
+        assert (cfg.TRAIN.BATCH_SIZE, cfg.TRAIN.SNAPSHOT_INTERVAL, cfg.GAN.GF_DIM,
+                cfg.GAN.DF_DIM, cfg.TREE.BRANCH_NUM, cfg.TRAIN.EMA_WRITE_BACK) == \
+            (24, 2000, 64, 64, 3, False), name
