@@ -135,6 +135,9 @@ def sample(trainer, args) -> dict:
     """sample.py pictures: every resolution side by side (`--nrow` samples per row) and the
     largest resolution alone."""
     embeddings = None
+    if not trainer.conditional and (args.captions or args.data_dir):
+        raise ConfigError("--captions / --data-dir: this StackGAN++ model is unconditional "
+                          "(GAN.B_CONDITION False) and samples from noise only")
     if trainer.conditional and args.captions:
         from common.data.t7captions import read_caption_file
         embeddings = read_caption_file(args.captions).embeddings

@@ -33,7 +33,7 @@ from common.logging import report
 from common.trainer import Phase, Trainer
 from stackgan import data_v2, losses_v2, v2
 # the module API's sampling hooks live in eval_v2
-from stackgan.eval_v2 import (add_sample_args, eval_samples,  # noqa: F401
+from stackgan.eval_v2 import (add_sample_args, eval_samples, generate_images,  # noqa: F401
                               main_without_training, sample)
 from stackgan.weights_v2 import load_start_weights
 
@@ -268,7 +268,6 @@ class StackGAN2Trainer(Trainer):
 
     def generate(self, n: int, seed: int = 0, ema: bool = True) -> torch.Tensor:
         """n images of the last branch; conditional models use evaluation-split captions."""
-        from stackgan.eval_v2 import generate_images
         return generate_images(self, n, seed, ema)[-1]
 
 
