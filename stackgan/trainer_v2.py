@@ -177,6 +177,21 @@ class StackGAN2Trainer(Trainer):
         self._fixed = None          # (noise, embeddings) of the sample grids
         self._step = {}             # the G forward shared by the D and G phases
 
+    @property
+    def cuda_graphs_safe(self) -> bool:
+        """The same kernels every iteration, unless the EMA write-back (a Python decision on
+        the iteration) is on."""
+        return not self.cfg.TRAIN.EMA_WRITE_BACK
+
+    def synthetic_batch(self, batch_size: int) -> dict:
+        """Random tensors shaped like a training batch (for benchmarks without data)."""
+        def images():
+            return [torch.rand(batch_size, 3, s, s, device=self.device) * 2 - 1 for s in self.sizes]
+        batch = {"images": images(), "wrong_images": images()}
+        if self.conditional:
+            batch["embedding"] = torch.randn(batch_size, self.cfg.TEXT.DIMENSION, device=self.device)
+        return batch
+
     # ---- data -------------------------------------------------------------------------------
     def dataset(self):
         if self._train_set is None:
