@@ -60,6 +60,7 @@ class PhaseGraphs:
         self.static = None
         self.graphs: dict[str, torch.cuda.CUDAGraph] | None = None
         self.reported: dict[str, list[str]] = {}
+        self.stats: log.GraphStats | None = None
         self.captured_hyper = None
 
     def _hyper(self):
@@ -83,7 +84,7 @@ class PhaseGraphs:
         for phase in self.loop.phases:
             if it % phase.every == 0:
                 self.graphs[phase.name].replay()
-                log.replayed(self.reported[phase.name])
+                self.stats.replayed(self.reported[phase.name])
         self.loop.after_phases()
 
     def _eager(self, batch) -> None:
@@ -100,10 +101,13 @@ class PhaseGraphs:
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
         torch.cuda.synchronize()
+        if self.stats is not None:
+            log.drop_graph_stats(self.stats)
+        self.stats = log.GraphStats(log.seen_names(), loop.device)
         graphs, pool = {}, None
         for phase in loop.phases:
             graph = torch.cuda.CUDAGraph()
-            log.begin_capture(log.seen_names(), loop.device)
+            log.begin_capture(self.stats)
             try:
                 with torch.cuda.graph(graph, pool=pool):
                     loop.run_phase(phase, self.static, set_to_none=False, capturing=True)

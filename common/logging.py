@@ -18,11 +18,24 @@ from common import dist
 _values: dict[str, list] = defaultdict(list)
 _sinks: "Sinks | None" = None
 _seen: set[str] = set()
-# Inside a CUDA graph a report cannot append a new tensor at every replay; instead the graph
-# adds into a fixed accumulator, and the loop counts the replays (see common/graphs.py).
-_sums: dict[str, torch.Tensor] = {}
-_counts: dict[str, int] = defaultdict(int)
-_capturing: list[str] | None = None
+
+
+class GraphStats:
+    """Statistics reported inside CUDA graphs. A replay runs no Python, so a report cannot
+    append a new tensor each time: during the capture it adds into a fixed accumulator instead,
+    and the owner counts the replays (see common/graphs.py)."""
+
+    def __init__(self, names, device):
+        self.sums = {name: torch.zeros((), device=device) for name in names}
+        self.counts: dict[str, int] = defaultdict(int)
+
+    def replayed(self, names: list[str]) -> None:
+        for name in names:
+            self.counts[name] += 1
+
+
+_graph_stats: list[GraphStats] = []
+_capturing: tuple[GraphStats, list[str]] | None = None
 
 
 def report(name: str, value) -> None:
@@ -30,11 +43,12 @@ def report(name: str, value) -> None:
     if isinstance(value, torch.Tensor):
         value = value.detach().float().mean()
     if _capturing is not None:
-        if name not in _sums:
+        stats, names = _capturing
+        if name not in stats.sums:
             raise RuntimeError(f"report({name!r}) inside a CUDA graph capture was not seen during "
                                "the eager warm-up iterations")
-        _sums[name].add_(value)
-        _capturing.append(name)
+        stats.sums[name].add_(value)
+        names.append(name)
         return
     _seen.add(name)
     _values[name].append(value)
@@ -44,33 +58,42 @@ def seen_names() -> set[str]:
     return set(_seen)
 
 
-def begin_capture(names, device) -> None:
-    """Reports made until end_capture() add into accumulators (allocated now, outside the graph)."""
+def begin_capture(stats: GraphStats) -> None:
+    """Reports made until end_capture() add into `stats` (whose sums exist outside the graph)."""
     global _capturing
-    for name in names:
-        if name not in _sums:
-            _sums[name] = torch.zeros((), device=device)
-    _capturing = []
+    if stats not in _graph_stats:
+        _graph_stats.append(stats)
+    _capturing = (stats, [])
 
 
 def end_capture() -> list[str]:
     """The names reported during the capture; each replay of that graph counts once for them."""
     global _capturing
-    names, _capturing = _capturing, None
+    names = _capturing[1] if _capturing else []
+    _capturing = None
     return names
 
 
-def replayed(names: list[str]) -> None:
-    for name in names:
-        _counts[name] += 1
+def drop_graph_stats(stats: GraphStats) -> None:
+    """Fold what `stats` holds into the next flush and stop reading it (graphs recaptured)."""
+    _fold(stats)
+    if stats in _graph_stats:
+        _graph_stats.remove(stats)
+
+
+def _fold(stats: GraphStats) -> None:
+    for name, count in stats.counts.items():
+        if count:
+            _values[name].append(stats.sums[name] / count)
+            stats.sums[name].zero_()
+    stats.counts.clear()
 
 
 def collect() -> dict[str, float]:
     """Means of everything reported since the last call, as plain floats; clears the buffer."""
     out: dict[str, float] = {}
-    for name, count in _counts.items():  # fold the graph accumulators in as one value each
-        if count:
-            _values[name].append(_sums[name] / count)
+    for stats in _graph_stats:  # each graph accumulator adds its mean as one value
+        _fold(stats)
     tensors = {k: v for k, v in _values.items() if any(isinstance(x, torch.Tensor) for x in v)}
     if tensors:
         names = sorted(tensors)
@@ -82,9 +105,6 @@ def collect() -> dict[str, float]:
         if name not in tensors:
             out[name] = float(sum(values) / len(values))
     _values.clear()
-    for name in _counts:
-        _sums[name].zero_()
-    _counts.clear()
     return out
 
 

@@ -28,7 +28,8 @@ def seeded_rngs(seed: int):
     """Seed torch (CPU), python and numpy RNGs inside the block; restore them afterwards."""
     py_state, np_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # CPU only: torch.manual_seed would also
+                                                    # queue (slow) seeding of every CUDA device
         random.seed(seed)
         np.random.seed(seed & 0xFFFFFFFF)
         try:

@@ -39,19 +39,21 @@ def test_graph_report_accumulators():
     log.collect()
     log.report("x", torch.tensor(1.0))       # eager warm-up: the name becomes known
     assert log.collect() == {"x": 1.0}
-    log.begin_capture(log.seen_names(), torch.device("cpu"))
+    stats = log.GraphStats(log.seen_names(), torch.device("cpu"))
+    log.begin_capture(stats)
     log.report("x", torch.tensor(3.0))       # "captured": adds into the accumulator
     names = log.end_capture()
     assert names == ["x"]
-    log.replayed(names)                     # two replays, each adding 3 (emulated here)
-    log._sums["x"].add_(3.0)
-    log.replayed(names)
+    stats.replayed(names)                   # two replays, each adding 3 (emulated here)
+    stats.sums["x"].add_(3.0)
+    stats.replayed(names)
     assert log.collect() == {"x": 3.0}
     assert log.collect() == {}
-    log.begin_capture(set(), torch.device("cpu"))
+    log.begin_capture(log.GraphStats(set(), torch.device("cpu")))
     with pytest.raises(RuntimeError, match="not seen during the eager warm-up"):
         log.report("never", torch.tensor(1.0))
     log.end_capture()
+    log.drop_graph_stats(stats)
 
 
 @cuda
