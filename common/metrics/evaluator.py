@@ -135,7 +135,8 @@ class Evaluator:
                 ref, ref_info = self._reference(trainer, layers)
         base = {
             "name": p.name, "overrides": dict(p.overrides), "n": p.n, "seed": self.seed,
-            "batch_size": self.batch_size, "generator": generator_kind(trainer, ema),
+            "batch_size": self.batch_size, "device": str(self.device),
+            "generator": generator_kind(trainer, ema),
             "resolution": resolution, "uint8": UINT8_RULE,
         }
         records = []

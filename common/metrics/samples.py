@@ -140,12 +140,12 @@ class Reference:
 def reference_from_data(data_cfg: dict, split: str) -> Reference:
     """A DATA section's images (the given split, flips off) as the reference set."""
     from common import data
+    from common.data.registry import spec_from_config
     cfg = config_lib.to_plain(data_cfg)
     if split:
         cfg["SPLIT"] = split
-    cfg["OPTIONS"] = dict(cfg.get("OPTIONS") or {})
-    kind = data.KINDS.get(cfg.get("KIND"))
-    if kind is not None and "FLIP" in kind.options:
+    cfg["OPTIONS"] = dict(spec_from_config(cfg, "reference DATA").options)  # with the kind's defaults
+    if "FLIP" in cfg["OPTIONS"]:
         cfg["OPTIONS"]["FLIP"] = False          # the reference is the data, not its augmentation
     if cfg.get("ROOT"):
         cfg["ROOT"] = str(Path(cfg["ROOT"]).expanduser().resolve())

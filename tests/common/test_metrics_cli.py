@@ -124,3 +124,4 @@ def test_attribute_classifier_parameter_count():
     assert convs == 9 * (3 * 32 + 32 * 32 + 32 * 64 + 64 * 64 + 64 * 128 + 128 * 128
                          + 128 * 256 + 256 * 256)
     assert sum(p.numel() for p in net.head.parameters()) == 256 * 40 + 40
+    assert sum(p.numel() for p in net.parameters()) == 1_183_496  # as docs/metrics.md says
