@@ -292,8 +292,8 @@ class Loop:
             self.save(self.run_dir / "checkpoints" / f"ckpt_{it:07d}.pt")
         if due(rc.CKPT_EVERY) or end:
             self.save(self.run_dir / "checkpoints" / "last.pt")
-        if self.evaluator is not None and (due(self.cfg.EVAL.EVERY) or end):
-            self.evaluate()
+        if self.evaluator is not None and not stopping and (due(self.cfg.EVAL.EVERY) or end):
+            self.evaluate()  # not when a signal stops the run: it must end promptly
 
     # ---- evaluation during training (EVAL section; common/metrics) ---------------------------
     def prepare_evaluation(self) -> None:

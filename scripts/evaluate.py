@@ -108,6 +108,7 @@ def main(argv=None) -> int:
                                    reference_split=args.reference_split,
                                    reference_n=args.reference_n)
         chosen = metrics.parse_metrics(args.metrics, protocol)
+        todo = checkpoints(args)
         if args.reference == "none" and set(chosen) & set(metrics.protocols.BINARY):
             raise metrics.MetricsError("--reference none: only is and attr can be computed")
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -119,7 +120,7 @@ def main(argv=None) -> int:
             attr_classifier_path=args.attr_classifier, reference=args.reference,
             reference_size=args.reference_size, batch_size=args.batch_size,
             workers=args.workers, seed=args.seed, log=log)
-        for ckpt in checkpoints(args):
+        for ckpt in todo:
             trainer, state = checkpoint.load_trainer(ckpt, device, args.override)
             info = {"path": str(ckpt.resolve()), "model": state["model"],
                     "counters": state["counters"], "overrides": list(args.override)}
