@@ -146,7 +146,7 @@ def build(cfg, device):
     return AttributeTrainer(cfg, device)
 
 
-# ---- using a trained classifier -------------------------------------------------------------------
+# ---- using a trained classifier ---------------------------------------------------------------
 @torch.no_grad()
 def predict(net: nn.Module, images: torch.Tensor, size: int) -> torch.Tensor:
     """Logits for uint8 (B, 3, H, W) images, resized (bilinear, antialiased) to size x size."""

@@ -191,4 +191,5 @@ class Evaluator:
         out = prc_features_to_metric(f1.to(self.device), f2.to(self.device), prc_neighborhood=k,
                                      prc_batch_size=10_000, save_cpu_ram=True, verbose=False)
         extra.update(pr_neighborhood=k, pr_method="k-NN manifolds (Kynkaenniemi et al. 2019)")
-        return {"precision": {"value": out[fidelity.KEY_METRIC_PRECISION]}, "recall": {"value": out[fidelity.KEY_METRIC_RECALL]}}, extra
+        return {"precision": {"value": out[fidelity.KEY_METRIC_PRECISION]},
+                "recall": {"value": out[fidelity.KEY_METRIC_RECALL]}}, extra

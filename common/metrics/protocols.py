@@ -25,7 +25,7 @@ class Protocol:
     reference_split: str = ""         # "" = the split the model trains on (DATA.SPLIT)
     reference_n: int = 0              # real images in the reference set; 0 = all of the split
     resolution: int = 0               # required generator output size; 0 = whatever it makes
-    is_classifier: str = "inception"  # "inception" (ImageNet, torch-fidelity) | "user" (--is-classifier)
+    is_classifier: str = "inception"  # "inception" (ImageNet) | "user" (--is-classifier)
     drop_first_logit: bool = False    # user classifier: its first output is a background class
     kid_subsets: int = 100
     kid_subset_size: int = 1000

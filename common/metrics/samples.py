@@ -122,7 +122,8 @@ class Reference:
         if n <= 0 or n >= total:
             return Reference({**self.description, "n": total}, self.dataset)
         order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
-        return Reference({**self.description, "n": n, "subset": f"random {n} of {total}, seed {seed}"},
+        subset = f"random {n} of {total}, seed {seed}"
+        return Reference({**self.description, "n": n, "subset": subset},
                          Subset(self.dataset, sorted(order.tolist())))
 
     def batches(self, batch_size: int, workers: int) -> Iterator[torch.Tensor]:
@@ -144,7 +145,7 @@ def reference_from_data(data_cfg: dict, split: str) -> Reference:
     cfg = config_lib.to_plain(data_cfg)
     if split:
         cfg["SPLIT"] = split
-    cfg["OPTIONS"] = dict(spec_from_config(cfg, "reference DATA").options)  # with the kind's defaults
+    cfg["OPTIONS"] = dict(spec_from_config(cfg, "reference DATA").options)  # with kind defaults
     if "FLIP" in cfg["OPTIONS"]:
         cfg["OPTIONS"]["FLIP"] = False          # the reference is the data, not its augmentation
     if cfg.get("ROOT"):
@@ -187,7 +188,8 @@ def reference_for(trainer, spec: str, split: str, size: int = 0) -> Reference:
     module = models.module(trainer.name)
     if hasattr(module, "eval_reference"):
         dataset = module.eval_reference(trainer, split)
-        plain = {k: v for k, v in config_lib.to_plain(trainer.cfg).items() if k not in ("RUN", "EVAL")}
+        plain = {k: v for k, v in config_lib.to_plain(trainer.cfg).items()
+                 if k not in ("RUN", "EVAL")}
         return Reference({"kind": "model", "model": trainer.name, "split": split, "config": plain},
                          Uint8Images(dataset))
     data_cfg = trainer.cfg.get("DATA")

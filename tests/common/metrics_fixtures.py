@@ -82,7 +82,7 @@ for _name, _cls in (("tiny-random", TinyRandomExtractor), ("uniform-classifier",
         register_feature_extractor(_name, _cls)
 
 
-# ---- a conditional toy model: the toy DCGAN plus an eval_samples hook ------------------------------
+# ---- a conditional toy model: the toy DCGAN plus an eval_samples hook -------------------------
 NAME = "tests.common.metrics_fixtures"
 DEFAULTS = {**toy_model.DEFAULTS, "EVAL_SPLIT": {"ATTRIBUTES": 2, "CONDITIONS": 24}}
 
