@@ -282,13 +282,14 @@ class Loop:
         def due(every: int) -> bool:
             return every > 0 and it % every == 0
 
-        if due(rc.NAN_CHECK_EVERY) or end or due(rc.CKPT_EVERY) or due(rc.SNAPSHOT_EVERY):
+        snapshot = due(rc.SNAPSHOT_EVERY) or self.trainer.snapshot_due()
+        if due(rc.NAN_CHECK_EVERY) or end or due(rc.CKPT_EVERY) or snapshot:
             self.guard()
         if due(rc.LOG_EVERY) or end:
             self.status()
         if due(rc.SAMPLE_EVERY) or end:
             self.samples()
-        if due(rc.SNAPSHOT_EVERY):
+        if snapshot:
             self.save(self.run_dir / "checkpoints" / f"ckpt_{it:07d}.pt")
         if due(rc.CKPT_EVERY) or end:
             self.save(self.run_dir / "checkpoints" / "last.pt")

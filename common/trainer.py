@@ -87,6 +87,12 @@ class Trainer(abc.ABC):
         Must depend only on `epoch` (not on how many times it was called) so resume is exact.
         """
 
+    def snapshot_due(self) -> bool:
+        """Whether the loop should also write a numbered snapshot now, after
+        `self.progress.iteration` iterations: for schedules RUN.SNAPSHOT_EVERY cannot express
+        (e.g. every N epochs, as in StackGAN v1). Must depend only on `self.progress`."""
+        return False
+
     def snapshot_images(self) -> dict[str, tuple[torch.Tensor, int]]:
         """Pictures for the sample ticks: {name: (images in [-1, 1], images per row)}."""
         return {"fakes": (self.generate(64, seed=self.cfg.RUN.SEED), 8)}

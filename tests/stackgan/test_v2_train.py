@@ -1,0 +1,162 @@
+"""StackGAN++ training at tiny width: one step per phase, EMA, write-back switch, sampling."""
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from common import models, train
+from stackgan import eval_v2
+
+TINY = ["GAN.GF_DIM=4", "GAN.DF_DIM=2", "GAN.Z_DIM=6", "GAN.EMBEDDING_DIM=4", "GAN.R_NUM=1",
+        "TEXT.DIMENSION=12", "TRAIN.BATCH_SIZE=2", "TRAIN.VIS_COUNT=4", "RUN.WORKERS=0",
+        "RUN.DEVICE=cpu",
+        "RUN.PROGRESS=lines", "RUN.LOG_EVERY=1"]
+
+
+class PairsInMemory(Dataset):
+    """Random pictures at 64/128/256 with caption embeddings: the shape of a v2 text item."""
+
+    def __init__(self, n=4, dim=12, conditional=True):
+        g = torch.Generator().manual_seed(1)
+        self.items = []
+        for i in range(n):
+            images = [torch.rand(3, s, s, generator=g) * 2 - 1 for s in (64, 128, 256)]
+            item = {"images": images, "image": images[-1]}
+            if conditional:
+                item["wrong_images"] = [im.flip(-1) for im in images]
+                item["embedding"] = torch.randn(dim, generator=g)
+            self.items.append(item)
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+    def pick_embedding(self, i):  # as common.data.text.TextImageDataset
+        return self.items[i]["embedding"]
+
+
+def make_trainer(conditional=True, extra=()):
+    module = models.module("stackgan2")
+    overrides = TINY + [f"GAN.B_CONDITION={conditional}", "TRAIN.COEFF.UNCOND_LOSS=1.0",
+                        "TRAIN.COEFF.COLOR_LOSS=50.0", *extra]
+    cfg = models.load_config(module, None, overrides)
+    torch.manual_seed(0)
+    trainer = module.build(cfg, torch.device("cpu"))
+    trainer._train_set = PairsInMemory(conditional=conditional)
+    return trainer
+
+
+def snapshot(module):
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def changed(before, module):
+    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+def trained(conditional, folder, iters):
+    """A tiny trainer after `iters` iterations of the common loop, and its initial weights."""
+    trainer = make_trainer(conditional, [f"RUN.MAX_ITERS={iters}", "RUN.SAMPLE_EVERY=0",
+                                         "TRAIN.EMA_DECAY=0.5"])
+    before = {name: snapshot(net) for name, net in trainer.nets.items()}
+    train.run(trainer, folder / "run")
+    return trainer, before, folder
+
+
+@pytest.fixture(scope="module")
+def conditional_run(tmp_path_factory):
+    return trained(True, tmp_path_factory.mktemp("cond"), 2)
+
+
+@pytest.mark.parametrize("conditional", [True, False])
+def test_training_updates_every_network(conditional, conditional_run, tmp_path):
+    trainer, before, folder = conditional_run if conditional else trained(False, tmp_path, 1)
+    for name in ("G", "D0", "D1", "D2", "G_ema"):
+        assert changed(before[name], trainer.nets[name]), name
+    stats = (folder / "run" / "stats.jsonl").read_text()
+    for name in ("loss/D/D0", "loss/D/D2", "loss/G/G", "G/adv2", "G/like_cov1", "D1/fake"):
+        assert f'"{name}"' in stats, name
+    assert ('"G/kl"' in stats) == conditional and ('"D0/wrong"' in stats) == conditional
+    it = trainer.progress.iteration
+    assert sorted(p.name for p in (folder / "run" / "samples").iterdir()) == \
+        [f"fake128_{it:07d}.png", f"fake256_{it:07d}.png", f"fake64_{it:07d}.png", "reals.png"]
+
+
+def test_d_phase_leaves_the_generator_alone_and_g_phase_the_discriminators():
+    trainer = make_trainer(True)
+    batch = next(iter(torch.utils.data.DataLoader(trainer._train_set, batch_size=2)))
+    losses = trainer.d_step(batch)
+    assert set(losses) == {"D0", "D1", "D2"}
+    for name, loss in losses.items():
+        loss.backward(retain_graph=True)
+    assert all(p.grad is None for p in trainer.nets["G"].parameters())
+    assert all(p.grad is not None for p in trainer.nets["D2"].parameters())
+    for d in ("D0", "D1", "D2"):
+        trainer.nets[d].zero_grad(set_to_none=True)
+    g_loss = trainer.g_step(batch)["G"]
+    g_loss.backward(inputs=list(trainer.nets["G"].parameters()))
+    # mu is not detached in the G step: the CA net gets gradient (also through D's input)
+    assert trainer.nets["G"].ca_net.fc.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in trainer.nets["D0"].parameters())
+
+
+def test_ema_differs_from_live_and_is_what_sampling_uses(conditional_run):
+    trainer = conditional_run[0]
+    g, ema = trainer.nets["G"], trainer.nets["G_ema"]
+    assert trainer.sampling_net() is ema
+    assert any(not torch.equal(a, b) for a, b in zip(g.parameters(), ema.parameters()))
+    emb = torch.randn(4, 12)
+    with_ema = eval_v2.conditioned_batches(trainer, 4, 7, 4, emb.numpy())
+    images, _, _ = next(with_ema)
+    live, _, _ = next(eval_v2.conditioned_batches(trainer, 4, 7, 4, emb.numpy(), ema=False))
+    assert not torch.allclose(images[-1], live[-1])
+    # the same seed and the EMA network, run by hand, give the same pictures
+    z = eval_v2._noise(4, 6, eval_v2._mix(7, 0, 1))
+    by_hand = eval_v2.run_generator(trainer, z, emb, eval_v2._mix(7, 0, 2))
+    assert torch.equal(by_hand[-1], images[-1])
+    assert [im.shape[-1] for im in images] == [64, 128, 256]
+
+
+@pytest.mark.parametrize("write_back", [True, False])
+def test_ema_write_back_switch(write_back):
+    trainer = make_trainer(False, ["TRAIN.SNAPSHOT_INTERVAL=2",
+                                   f"TRAIN.EMA_WRITE_BACK={write_back}"])
+    with torch.no_grad():  # make the average differ from the live weights
+        for p in trainer.nets["G_ema"].parameters():
+            p.add_(0.5)
+    ema = snapshot(trainer.nets["G_ema"])
+    trainer.progress.iteration = 1      # not a snapshot iteration: nothing is written back
+    trainer._maybe_write_back()         # (the first thing the D phase does)
+    assert not torch.equal(next(trainer.nets["G"].parameters()), ema[0])
+    trainer.progress.iteration = 2      # right after the snapshot of iteration 2
+    trainer._maybe_write_back()
+    same = all(torch.equal(a, b) for a, b in zip(trainer.nets["G"].parameters(), ema))
+    assert same == write_back
+
+
+def test_config_maps_the_original_loop_keys():
+    module = models.module("stackgan2")
+    cfg = models.load_config(module, None, ["TRAIN.SNAPSHOT_INTERVAL=300", "WORKERS=3",
+                                            "GPU_ID='3'", "RUN.CKPT_EVERY=50"])
+    assert (cfg.RUN.SNAPSHOT_EVERY, cfg.RUN.SAMPLE_EVERY, cfg.RUN.CKPT_EVERY) == (300, 300, 50)
+    assert cfg.RUN.WORKERS == 3 and cfg.RUN.DEVICE == "auto"
+    trainer = module.build(models.load_config(module, None, TINY), torch.device("cpu"))
+    assert trainer.batch_size == 2 and trainer.epochs == 600
+
+
+def test_resume_with_write_back_matches_an_uninterrupted_run(tmp_path):
+    from common import checkpoint
+    extra = ["TREE.BRANCH_NUM=1", "TRAIN.SNAPSHOT_INTERVAL=2", "TRAIN.EMA_WRITE_BACK=True",
+             "TRAIN.EMA_DECAY=0.5", "RUN.SAMPLE_EVERY=0"]
+    whole = make_trainer(True, extra + ["RUN.MAX_ITERS=4"])
+    train.run(whole, tmp_path / "whole")
+    first = make_trainer(True, extra + ["RUN.MAX_ITERS=3"])
+    train.run(first, tmp_path / "part")
+    state = checkpoint.load(tmp_path / "part" / "checkpoints" / "last.pt")
+    rest = make_trainer(True, extra + ["RUN.MAX_ITERS=4"])
+    train.run(rest, tmp_path / "part", state)
+    for name in ("G", "G_ema", "D0"):
+        for a, b in zip(whole.nets[name].state_dict().values(),
+                        rest.nets[name].state_dict().values()):
+            assert torch.equal(a, b), name
