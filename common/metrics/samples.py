@@ -139,15 +139,16 @@ class Reference:
 
 
 def reference_from_data(data_cfg: dict, split: str) -> Reference:
-    """A DATA section's images (the given split, flips off) as the reference set."""
+    """A DATA section's images (the given split, random flips and crops off) as the reference."""
     from common import data
     from common.data.registry import spec_from_config
     cfg = config_lib.to_plain(data_cfg)
     if split:
         cfg["SPLIT"] = split
     cfg["OPTIONS"] = dict(spec_from_config(cfg, "reference DATA").options)  # with kind defaults
-    if "FLIP" in cfg["OPTIONS"]:
-        cfg["OPTIONS"]["FLIP"] = False          # the reference is the data, not its augmentation
+    for switch in ("FLIP", "AUGMENT"):  # the reference is the data, not its augmentation
+        if switch in cfg["OPTIONS"]:
+            cfg["OPTIONS"][switch] = False
     if cfg.get("ROOT"):
         cfg["ROOT"] = str(Path(cfg["ROOT"]).expanduser().resolve())
     dataset = data.build(cfg, "reference DATA")
