@@ -43,6 +43,24 @@ RUN_DEFAULTS = {
         "PROGRESS": "auto",       # auto (bar on a terminal) | bar | lines
     }
 }
+# Evaluation during training (common.metrics, docs/metrics.md): off while METRICS is empty.
+# Rank 0 runs it at the maintenance step and appends one JSON line per number to metrics.jsonl.
+EVAL_DEFAULTS = {
+    "EVAL": {
+        "METRICS": [],            # some of is, fid, kid, pr, attr (e.g. [fid]); [] = none
+        "EVERY": 0,               # iterations between evaluations (0 = only at the end)
+        "PROTOCOL": "fid10k",     # named protocol (scripts/evaluate.py --list-protocols)
+        "N": 0,                   # generated images per evaluation; 0 = the protocol's count
+        "REFERENCE": "data",      # real images: data (the DATA section), a folder, a DATA yml
+        "EXTRACTOR": "inception-v3-compat",  # torch-fidelity feature extractor
+        "WEIGHTS": "",            # its weights file; "" = look in the cache folders
+        "CACHE_DIR": "",          # "" = $GANREPRO_CACHE or ~/.cache/ganrepro
+        "IS_CLASSIFIER": "",      # a fine-tuned inception_v3 state dict scoring IS instead
+        "ATTR_CLASSIFIER": "",    # run of scripts/train_attr_classifier.py (metric attr)
+        "BATCH_SIZE": 64,
+        "ALLOW_DOWNLOAD": False,  # fetch missing Inception weights from the internet
+    }
+}
 RUN_CHOICES = {
     "RUN.PRECISION": ("fp32", "bf16", "fp16"),
     "RUN.PROGRESS": ("auto", "bar", "lines"),
@@ -51,7 +69,7 @@ RUN_CHOICES = {
 RESUMABLE_KEYS = ("RUN.DEVICE", "RUN.WORKERS", "RUN.MAX_ITERS", "RUN.LOG_EVERY", "RUN.SAMPLE_EVERY",
                   "RUN.CKPT_EVERY", "RUN.SNAPSHOT_EVERY", "RUN.NAN_CHECK_EVERY", "RUN.PROGRESS",
                   "RUN.CHANNELS_LAST", "RUN.COMPILE", "RUN.COMPILE_MODE", "RUN.CUDA_GRAPHS",
-                  "RUN.FUSED_OPTIM")
+                  "RUN.FUSED_OPTIM", *(f"EVAL.{key}" for key in EVAL_DEFAULTS["EVAL"]))
 
 
 class FreeDict(dict):
@@ -103,11 +121,12 @@ def load(path: str | Path | dict | None, defaults: dict, overrides: Iterable[str
 
 
 def with_run_defaults(model_defaults: dict) -> dict:
-    """A model's defaults plus the common RUN section (the model may override its entries)."""
-    merged = copy.deepcopy(RUN_DEFAULTS)
+    """A model's defaults plus the common RUN and EVAL sections (the model may override their
+    entries)."""
+    merged = copy.deepcopy({**RUN_DEFAULTS, **EVAL_DEFAULTS})
     for key, value in model_defaults.items():
-        if key == "RUN":
-            merged["RUN"].update(value)
+        if key in ("RUN", "EVAL"):
+            merged[key].update(value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged

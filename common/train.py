@@ -102,6 +102,7 @@ class Loop:
         self.graphs: PhaseGraphs | None = None
         self.last_saved: tuple[int, Path] | None = None
         self.resume_state = resume_state
+        self.evaluator = None  # common.metrics.Evaluator when the config's EVAL section is on
 
     # ---- one iteration ----------------------------------------------------------------------
     def run_phase(self, phase: Phase, batch: dict, set_to_none: bool = True,
@@ -265,6 +266,7 @@ class Loop:
             from tqdm import tqdm
             self.bar = tqdm(total=total, initial=start, unit="it", dynamic_ncols=True)
         self.tick_time, self.tick_iteration = time.perf_counter(), start
+        self.prepare_evaluation()
         log.log(f"training {trainer.name}: {total} iterations, {ipe} per epoch, batch "
                 f"{trainer.batch_size} over {dist.world_size()} process(es) on {self.device}")
         with StopRequest() as stop:
@@ -316,6 +318,27 @@ class Loop:
             self.save(self.run_dir / "checkpoints" / f"ckpt_{it:07d}.pt")
         if due(rc.CKPT_EVERY) or end:
             self.save(self.run_dir / "checkpoints" / "last.pt")
+        if self.evaluator is not None and not stopping and (due(self.cfg.EVAL.EVERY) or end):
+            self.evaluate()  # not when a signal stops the run: it must end promptly
+
+    # ---- evaluation during training (EVAL section; common/metrics) ---------------------------
+    def prepare_evaluation(self) -> None:
+        """Check the EVAL section (and find the weights) before the first iteration, on rank 0."""
+        ev = self.cfg.get("EVAL")
+        if ev and ev.METRICS and dist.is_main():
+            from common import metrics
+            self.evaluator = metrics.evaluator_from_config(self.cfg, self.device, log.log)
+
+    def evaluate(self) -> None:
+        """The chosen metrics on the generator in eval mode, appended to metrics.jsonl; training
+        state (RNGs, buffers, network modes) is untouched. Other ranks wait at their next step."""
+        from common import metrics
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices=devices), \
+                preserved_buffers(self.trainer.nets), metrics.eval_mode(self.trainer.nets):
+            records = self.evaluator.run(self.trainer)
+        metrics.append_records(records, self.run_dir / "metrics.jsonl", self.counters())
+        log.log(f"it {self.progress.iteration}  {metrics.summary(records)}")
 
 
 def write_run_files(cfg, run_dir: Path, argv: list[str] | None = None) -> None:

@@ -5,7 +5,7 @@ C x H x W in [-1, 1]) and "label". Kinds register themselves with `@register` (s
 the modules imported below are the built-in ones.
 """
 from common.data.registry import KINDS, DataSpec, register, spec_from_config
-from common.data import folders, mnist, cifar, scenes  # noqa: F401  (registers the kinds)
+from common.data import folders, mnist, cifar, scenes, celeba  # noqa: F401  (registers the kinds)
 from common.data import text  # noqa: F401  (StackGAN text-image pairs: kind stackgan_text)
 from common.data.loader import EpochLoader, seeded_rngs, to_device
 

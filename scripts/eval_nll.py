@@ -1,0 +1,88 @@
+"""Importance-sampled negative log-likelihood of a crVAE MNIST checkpoint on the test set.
+
+python scripts/eval_nll.py RUN_OR_CKPT [--samples 5,100,10000] [--device cuda] [--batch 128]
+       [--chunk 100] [--static binarized_mnist_test.amat] [--data-root DIR] [--full-test]
+       [--limit N] [--seed 0] [--json out.json]
+
+As crVAE's main_mnist.lua: log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)]
+- log K over K samples z_k ~ q(z|x); the decoder's Bernoulli probabilities clamped to
+[1e-5, 1 - 1e-5]; floor(10000 / batch) * batch test images unless --full-test. Prints and
+(optionally) writes one JSON record per sample count, with how the test set was binarised.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from acvae.nll import evaluate  # noqa: E402
+from acvae.train_mnist import test_images  # noqa: E402
+from common import checkpoint  # noqa: E402
+from common.errors import ConfigError, UserError  # noqa: E402
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("ckpt", help="checkpoint file or run directory of an mnist_* variant")
+    p.add_argument("--samples", default="", help="comma-separated K values (default: the "
+                   "config's EVAL.NLL_SAMPLES, i.e. 5,100,10000)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch", type=int, default=0, help="test images per batch (default "
+                   "EVAL.BATCH_SIZE = 128)")
+    p.add_argument("--chunk", type=int, default=0, help="samples per forward pass (EVAL.CHUNK)")
+    p.add_argument("--static", default="", help="Larochelle's binarized_mnist_test.amat / .t7")
+    p.add_argument("--data-root", default="", help="MNIST idx folder (default: DATA.ROOT)")
+    p.add_argument("--full-test", action="store_true", help="all 10,000 test images")
+    p.add_argument("--limit", type=int, default=0, help="only the first N test images")
+    p.add_argument("--seed", type=int, default=0, help="seed of the importance samples")
+    p.add_argument("--json", default="", help="also write the records to this file")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    try:
+        overrides = []
+        if args.static:
+            overrides.append(f"EVAL.STATIC_TEST={args.static}")
+        if args.data_root:
+            overrides.append(f"DATA.ROOT={args.data_root}")
+        trainer, state = checkpoint.load_trainer(args.ckpt, args.device, overrides)
+        if not trainer.variant.startswith("mnist"):
+            raise ConfigError(f"{args.ckpt}: is a {trainer.variant} model; the likelihood is "
+                              "defined for the mnist_baseline / mnist_conv / mnist_lstm variants")
+        ev = trainer.cfg.EVAL
+        batch, chunk = args.batch or ev.BATCH_SIZE, args.chunk or ev.CHUNK
+        ks = [int(k) for k in args.samples.split(",")] if args.samples else list(ev.NLL_SAMPLES)
+        images, how = test_images(trainer.cfg)
+        if not (args.full_test or ev.FULL_TEST):
+            images = images[:len(images) // batch * batch]
+        if args.limit:
+            images = images[:args.limit]
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    records = []
+    for k in ks:
+        start = time.perf_counter()
+        with torch.no_grad():
+            result = evaluate(trainer.encode, trainer.log_likelihood, images, k, batch,
+                              min(chunk, k), args.seed, trainer.device)
+        result.update({"variant": trainer.variant, "checkpoint": str(args.ckpt),
+                       "iteration": int(state["counters"]["iteration"]), "test_set": how,
+                       "seconds": round(time.perf_counter() - start, 2)})
+        records.append(result)
+        print(f"K={k:>6}  NLL {result['nll']:.4f}  (log-likelihood {result['log_likelihood']:.4f}, "
+              f"vlb {result['vlb']:.4f}) on {result['images']} images, {result['seconds']} s",
+              flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(records, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

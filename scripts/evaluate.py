@@ -1,0 +1,143 @@
+"""Evaluate a checkpoint's generator: IS, FID, KID, precision/recall, attribute accuracy.
+
+python scripts/evaluate.py (--ckpt PATH | --run DIR [--all-snapshots]) [--protocol fid50k]
+       [--metrics is,fid,kid,pr,attr] [--n N] [--splits S] [--seed 0] [--device cuda]
+       [--reference data|DIR|DATA.yml|none] [--reference-split NAME] [--reference-n N]
+       [--inception-weights PATH] [--cache-dir DIR] [--allow-download] [--no-cache]
+       [--is-classifier PATH] [--attr-classifier RUN] [--out FILE.jsonl]
+
+Writes one JSON line per number (value, std where there is one, and the full protocol) to
+stdout and appends it to the run's metrics.jsonl (or --out). Nothing is downloaded unless
+--allow-download is given; see docs/metrics.md for the protocols and where weights go.
+"""
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from common import checkpoint  # noqa: E402
+from common.errors import CheckpointError, UserError  # noqa: E402
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--ckpt", help="checkpoint file")
+    src.add_argument("--run", help="run directory (its newest checkpoint)")
+    p.add_argument("--all-snapshots", action="store_true",
+                   help="with --run: every checkpoints/ckpt_*.pt in order (curves over training)")
+    p.add_argument("--protocol", default="fid50k", help="named protocol (--list-protocols)")
+    p.add_argument("--list-protocols", action="store_true", help="print the protocols and exit")
+    p.add_argument("--metrics", default="", help="comma list of is,fid,kid,pr,attr "
+                   "(default: the protocol's)")
+    p.add_argument("--n", type=int, default=None, help="generated images (overrides the protocol)")
+    p.add_argument("--splits", type=int, default=None, help="IS splits (overrides the protocol)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise and conditions")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
+    p.add_argument("--raw", action="store_true", help="use the live generator, not its EMA twin")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override applied when rebuilding the model (repeatable)")
+    p.add_argument("--reference", default="data", help="real images: data (the model's DATA "
+                   "section or eval_reference hook), a folder, or a YAML file with a DATA section")
+    p.add_argument("--reference-split", default=None, help="split of the reference data "
+                   "(default: the protocol's, else the training split)")
+    p.add_argument("--reference-n", type=int, default=None, help="real images (0 = all)")
+    p.add_argument("--reference-size", type=int, default=0,
+                   help="folder reference: center-crop its images to S x S")
+    p.add_argument("--workers", type=int, default=0, help="data loader workers for the reference")
+    p.add_argument("--extractor", default="inception-v3-compat",
+                   help="torch-fidelity feature extractor name")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import a Python module first, e.g. one registering a feature extractor "
+                   "with torch_fidelity.register_feature_extractor (repeatable)")
+    p.add_argument("--inception-weights", default=None, metavar="PATH",
+                   help="weights file of the extractor (else looked up in the cache folders)")
+    p.add_argument("--cache-dir", default=None, help="ganrepro cache (default $GANREPRO_CACHE "
+                   "or ~/.cache/ganrepro): weights/ and reference/ features")
+    p.add_argument("--allow-download", action="store_true", help="download missing weights")
+    p.add_argument("--no-cache", action="store_true", help="recompute reference features")
+    p.add_argument("--is-classifier", default=None, metavar="PATH",
+                   help="state dict of a fine-tuned inception_v3 (torchvision layout) scoring IS")
+    p.add_argument("--attr-classifier", default=None, metavar="RUN",
+                   help="run dir or checkpoint of scripts/train_attr_classifier.py (metric attr)")
+    p.add_argument("--out", default=None, help="append records here (default: the run's "
+                   "metrics.jsonl; '-' for stdout only)")
+    return p
+
+
+def checkpoints(args) -> list[Path]:
+    if args.all_snapshots:
+        if not args.run:
+            raise CheckpointError("--all-snapshots needs --run DIR")
+        found = sorted((Path(args.run) / "checkpoints").glob("ckpt_*.pt"))
+        if not found:
+            raise CheckpointError(f"{args.run}: no checkpoints/ckpt_*.pt snapshots "
+                                  "(set RUN.SNAPSHOT_EVERY when training)")
+        return found
+    if not (args.ckpt or args.run):
+        raise CheckpointError("give --ckpt PATH or --run DIR")
+    return [checkpoint.resolve(args.ckpt or args.run)]
+
+
+def output_path(args, ckpt: Path) -> Path | None:
+    if args.out == "-":
+        return None
+    if args.out:
+        return Path(args.out)
+    return ckpt.parent.parent / "metrics.jsonl" if ckpt.parent.name == "checkpoints" else None
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        from common import metrics
+        for name in args.imports:
+            importlib.import_module(name)
+        if args.list_protocols:
+            print(metrics.protocols.describe())
+            return 0
+        protocol = metrics.resolve(args.protocol, n=args.n, splits=args.splits,
+                                   reference_split=args.reference_split,
+                                   reference_n=args.reference_n)
+        chosen = metrics.parse_metrics(args.metrics, protocol)
+        todo = checkpoints(args)
+        if args.reference == "none" and set(chosen) & set(metrics.protocols.BINARY):
+            raise metrics.MetricsError("--reference none: only is and attr can be computed")
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+        evaluator = metrics.Evaluator(
+            chosen, protocol, device, extractor=args.extractor, weights=args.inception_weights,
+            cache_dir=args.cache_dir, allow_download=args.allow_download,
+            use_cache=not args.no_cache, is_classifier=args.is_classifier,
+            attr_classifier_path=args.attr_classifier, reference=args.reference,
+            reference_size=args.reference_size, batch_size=args.batch_size,
+            workers=args.workers, seed=args.seed, log=log)
+        for ckpt in todo:
+            trainer, state = checkpoint.load_trainer(ckpt, device, args.override)
+            info = {"path": str(ckpt.resolve()), "model": state["model"],
+                    "counters": state["counters"], "overrides": list(args.override)}
+            log(f"evaluating {ckpt} (iteration {state['counters'].get('iteration')}) with "
+                f"{protocol.name}: {', '.join(chosen)} on {protocol.n} samples")
+            records = evaluator.run(trainer, ema=not args.raw, checkpoint=info)
+            for record in records:
+                print(json.dumps(record), flush=True)
+            target = output_path(args, ckpt)
+            if target is not None:
+                metrics.append_records(records, target)
+            log(metrics.summary(records) + (f"  (appended to {target})" if target else ""))
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
