@@ -5,8 +5,9 @@ padding 3, 3 -> 1 channel, each filter a unit-norm Gaussian draw). The filters a
 live in a buffer, are saved in every checkpoint and are never drawn again on resume.
 
 `DiscriminatorBank` holds K independent DCGAN-style discriminators and evaluates all of them in
-one call. Every layer of every discriminator is stored in the TensorFlow layout of the original,
-[K, kh, kw, C_in, C_out], and computed by one of two equivalent paths:
+one call. Layer j of all of them is one parameter [K, kh * kw * C_in, C_out]: per discriminator
+the original's TensorFlow layout [kh, kw, C_in, C_out], flattened (3-d, so that channels_last
+conversions of the module leave it alone). Two equivalent paths compute it:
   bmm:     im2col on channels-last activations, then one batched matmul over K per layer
            (the K discriminators are the batch dimension of a single GEMM);
   grouped: one grouped convolution (groups=K) per layer, K folded into the channels.
@@ -103,15 +104,12 @@ class Layer:
         self.cin, self.cout, self.kernel = cin, cout, kernel
         self.stride, self.padding, self.act = stride, padding, act
 
-    def out_size(self, size: int) -> int:
-        return (size + 2 * self.padding - self.kernel) // self.stride + 1
-
 
 def conv_bmm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, layer: Layer):
     """x [K, B, H, W, C] channels-last -> [K, B, Ho, Wo, Cout] with one batched GEMM.
 
-    im2col keeps (kh, kw, C) innermost so the copy reads contiguous channel runs, and the
-    weight [K, kh, kw, C, Cout] is then a free view [K, kh*kw*C, Cout].
+    im2col puts (kh, kw, C) innermost, the order of the weight [K, kh*kw*C, Cout], so the copy
+    reads contiguous channel runs.
     """
     k, b, h, w, c = x.shape
     x = x.reshape(k * b, h, w, c)
@@ -121,7 +119,7 @@ def conv_bmm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, layer: L
     cols = x.unfold(1, layer.kernel, layer.stride).unfold(2, layer.kernel, layer.stride)
     ho, wo = cols.shape[1], cols.shape[2]
     cols = cols.permute(0, 1, 2, 4, 5, 3).reshape(k, b * ho * wo, layer.kernel ** 2 * c)
-    out = torch.baddbmm(bias.unsqueeze(1), cols, weight.reshape(k, -1, layer.cout))
+    out = torch.baddbmm(bias.unsqueeze(1), cols, weight)
     if layer.act:
         out = F.leaky_relu(out, 0.2, inplace=True)
     return out.view(k, b, ho, wo, layer.cout)
@@ -129,9 +127,9 @@ def conv_bmm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, layer: L
 
 def conv_grouped(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, layer: Layer):
     """x [B, K*C, H, W] -> [B, K*Cout, Ho, Wo]: one grouped convolution, block k is D_k."""
-    k = weight.shape[0]
-    w = weight.permute(0, 4, 3, 1, 2).contiguous().view(k * layer.cout, layer.cin,
-                                                         layer.kernel, layer.kernel)
+    k, size = weight.shape[0], layer.kernel
+    w = weight.view(k, size, size, layer.cin, layer.cout).permute(0, 4, 3, 1, 2)
+    w = w.contiguous().view(k * layer.cout, layer.cin, size, size)
     if x.is_contiguous(memory_format=torch.channels_last):
         w = w.contiguous(memory_format=torch.channels_last)
     out = F.conv2d(x, w, bias.reshape(-1), layer.stride, layer.padding, groups=k)
@@ -163,7 +161,7 @@ class DiscriminatorBank(nn.Module):
             self.register_buffer("filters", filters.detach().clone().float())
             self.padding = (filters.shape[-1] - stride) // 2
         self.weights = nn.ParameterList(
-            nn.Parameter(torch.empty(k, l.kernel, l.kernel, l.cin, l.cout)) for l in layers)
+            nn.Parameter(torch.empty(k, l.kernel ** 2 * l.cin, l.cout)) for l in layers)
         self.biases = nn.ParameterList(nn.Parameter(torch.zeros(k, l.cout)) for l in layers)
         self.reset_parameters()
 
@@ -220,6 +218,12 @@ class DiscriminatorBank(nn.Module):
         return h.reshape(x.shape[0], hi - lo)
 
     # ---- the reference: one ordinary network per discriminator ------------------------------
+    @staticmethod
+    def conv_weight(weight: torch.Tensor, layer: Layer) -> torch.Tensor:
+        """One discriminator's block [kh*kw*C_in, C_out] as a Conv2d weight [C_out, C_in, kh,
+        kw]."""
+        return weight.view(layer.kernel, layer.kernel, layer.cin, layer.cout).permute(3, 2, 0, 1)
+
     def discriminator(self, index: int) -> nn.Sequential:
         """A standalone copy of discriminator `index` (its projection, then plain Conv2d
         layers): the original's per-k network, for tests and the benchmark's loop."""
@@ -231,7 +235,7 @@ class DiscriminatorBank(nn.Module):
             modules.append(proj.requires_grad_(False))
         for w, b, layer in zip(self.weights, self.biases, self.layers):
             conv = nn.Conv2d(layer.cin, layer.cout, layer.kernel, layer.stride, layer.padding)
-            conv.weight.data.copy_(w[index].detach().permute(3, 2, 0, 1))
+            conv.weight.data.copy_(self.conv_weight(w[index].detach(), layer))
             conv.bias.data.copy_(b[index].detach())
             modules.append(conv)
             if layer.act:

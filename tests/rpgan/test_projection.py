@@ -102,10 +102,11 @@ def test_batched_equals_independent_discriminators(k, impl):
     grad_x_ref, = torch.autograd.grad((ref * weights).sum(), x, retain_graph=True)
     (ref * weights).sum().backward()
     assert torch.allclose(grad_x, grad_x_ref, atol=1e-12)
-    for j, (w, b) in enumerate(zip(bank.weights, bank.biases)):
+    for j, (w, b, layer) in enumerate(zip(bank.weights, bank.biases, bank.layers)):
         for i, net in enumerate(singles):
             conv = [m for m in net if isinstance(m, torch.nn.Conv2d)][1 + j]
-            assert torch.allclose(w.grad[i].permute(3, 2, 0, 1), conv.weight.grad, atol=1e-12)
+            assert torch.allclose(bank.conv_weight(w.grad[i], layer), conv.weight.grad,
+                                  atol=1e-12)
             assert torch.allclose(b.grad[i], conv.bias.grad, atol=1e-12)
     assert bank.filters.grad is None   # the projections are fixed
 
