@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 
 from common.data.imageio import is_image_file, load_image
 from common.data.registry import DataSpec, register
-from common.data.transforms import CROPS, fit, maybe_flip, to_tensor
+from common.data.transforms import CROPS, fit, maybe_flip, short_side_random_crop, to_tensor
 from common.errors import DataError
 
 IMAGE_OPTIONS = {"CROP": "center", "FLIP": False}
@@ -32,10 +32,13 @@ class ImageFiles(Dataset):
         path = self.paths[index]
         img = load_image(path, self.channels)
         try:
-            img = fit(img, self.size, self.crop)
+            if self.crop == "random":  # RP-GAN's rule works on float pixels (no re-rounding)
+                image = short_side_random_crop(to_tensor(img), self.size)
+            else:
+                image = to_tensor(fit(img, self.size, self.crop))
         except ValueError as err:
             raise DataError(f"{path}: {err}") from None
-        return {"image": maybe_flip(to_tensor(img), self.flip),
+        return {"image": maybe_flip(image, self.flip),
                 "label": torch.tensor(self.labels[index], dtype=torch.long)}
 
 
