@@ -89,3 +89,15 @@ def test_stage2_refuses_a_stage2_checkpoint_and_needs_one(tmp_path):
 def test_stage2_for_cvae_is_refused_at_config_time():
     with pytest.raises(ConfigError, match="MODEL.STAGE 2 exists for"):
         trainer("cvae", 2)
+
+
+def test_a_stage2_checkpoint_samples_without_its_stage1_file(tmp_path):
+    s1_path = save_stage1(trainer("crvaegan"), tmp_path / "s1.pt")
+    s2 = trainer("crvaegan", 2, extra=[f"MODEL.STAGE1_CKPT={s1_path}"])
+    s2.grow_from_stage1()
+    s2_path = save_stage1(s2, tmp_path / "s2.pt")
+    s1_path.unlink()
+    again = checkpoint.trainer_from_state(checkpoint.load(s2_path))
+    images = again.generate(2, seed=0)
+    assert images.shape == (2, 3, 128, 128)
+    assert torch.equal(images, s2.generate(2, seed=0))

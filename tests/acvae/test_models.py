@@ -135,3 +135,16 @@ def test_mnist_shapes(variant):
         probs = tr.nets["decoder"](mu)
     assert mu.shape == logvar.shape == ((5, 256) if variant == "mnist_baseline" else (5, 16, 4, 4))
     assert probs.shape == (5, 1, 28, 28) and 0 <= probs.min() and probs.max() <= 1
+
+
+def test_every_config_loads_with_the_readme_values(repo):
+    from common import models
+    mod = models.module("acvae")
+    cfgs = {p.stem: models.load_config(mod, p) for p in sorted((repo / "cfg").glob("*.yml"))
+            if p.stem.startswith(("acvae_", "crvae_"))}
+    assert len(cfgs) == 11
+    assert cfgs["acvae_celeba64_acvaegan"].TRAIN.LR == 1e-3
+    assert cfgs["acvae_celeba64_cgan"].TRAIN.LR == 2e-4
+    assert cfgs["acvae_celeba128_cvaegan"].TRAIN.BATCH_SIZE == 64
+    assert cfgs["crvae_mnist_lstm"].TRAIN.LR == 3e-3
+    assert all(c.FIX.GATE_WHOLE_D is False for c in cfgs.values())
