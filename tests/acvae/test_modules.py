@@ -1,7 +1,6 @@
 """The Torch7-faithful layers against hand-computed values."""
 import math
 
-import pytest
 import torch
 from torch import nn
 
