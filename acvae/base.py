@@ -178,7 +178,7 @@ class FamilyTrainer(Trainer):
         """n samples conditioned on the stored validation attributes (cycled)."""
         _, attrs = self.vis_batch(n)
         gen = torch.Generator(device=self.device).manual_seed(seed)
-        with self.evaluating():
+        with torch.no_grad(), self.evaluating():
             return self.sample_images(attrs, gen)
 
     # ---- what each family provides ------------------------------------------------------------

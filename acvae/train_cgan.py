@@ -74,7 +74,7 @@ class CGANTrainer(FamilyTrainer):
             return None
         y = batch["attributes"]
         p = self.nets["D"](self.fake(y), y)
-        return losses.bce(p, torch.ones(len(y), device=y.device))
+        return {"G": losses.bce(p, torch.ones(len(y), device=y.device))}   # no D gradients
 
     def extra_state(self):
         return {"prev_real": self.prev_real.cpu() if self.prev_real is not None else None}

@@ -136,7 +136,7 @@ class CVAEGANTrainer(FamilyTrainer):
         self._z, self._recon = z.detach(), recon.detach()
         log.report("vae/mse", pix)
         log.report("vae/kl", kl)
-        return pix + self.cfg.TRAIN.ALPHA * kl
+        return {"E": pix + self.cfg.TRAIN.ALPHA * kl}     # gradients for E's modules only
 
     def dec_step(self, batch):
         """The decoder's gradient comes from the reconstruction of the `vae` step (re-run with
@@ -152,7 +152,7 @@ class CVAEGANTrainer(FamilyTrainer):
         gan = losses.bce(self.d_prob(recon, y), ones) + losses.bce(self.d_prob(sample, y), ones)
         self._sample = sample.detach()
         log.report("dec/gan", gan)
-        return losses.mse(recon, x) + beta * gan
+        return {"G": losses.mse(recon, x) + beta * gan}
 
     def d_step(self, batch):
         x, y, t = batch["image"], batch["attributes"], self.cfg.TRAIN

@@ -220,16 +220,22 @@ def split_attributes(root: str | Path, split: str, options: dict) -> tuple[list[
         names, values = read_t7_index(index if index.is_absolute() else Path(root) / index, split)
         return names, code_attributes(values, opts["ATTR_CODING"], str(index))
     files = find_files(root, opts, images=False)
-    _, names, values = read_attributes(files["attr"])
-    partition = read_partition(files["partition"])
-    wanted = SPLITS[split]
+    names, values = _split_table(_cache_key(files["attr"]), _cache_key(files["partition"]),
+                                 SPLITS[split])
+    return list(names), code_attributes(values, opts["ATTR_CODING"])
+
+
+@functools.lru_cache(maxsize=8)
+def _split_table(attr_key: tuple, partition_key: tuple, wanted: int) -> tuple[tuple, np.ndarray]:
+    _, names, values = _read_attr_cached(attr_key)
+    partition = _read_partition_cached(partition_key)
     missing = [n for n in names[:1000] if n not in partition]
     if missing:
-        raise DataError(f"{files['partition']}: has no entry for {missing[0]} of "
-                        f"{files['attr']} (do the two files belong together?)")
-    keep = np.array([partition.get(n, -1) == wanted for n in names])
-    return [n for n, k in zip(names, keep) if k], code_attributes(values[keep],
-                                                                   opts["ATTR_CODING"])
+        raise DataError(f"{partition_key[0]}: has no entry for {missing[0]} of {attr_key[0]} "
+                        "(do the two files belong together?)")
+    keep = np.fromiter((partition.get(n, -1) == wanted for n in names), dtype=bool,
+                       count=len(names))
+    return tuple(n for n, k in zip(names, keep) if k), values[keep]
 
 
 # ---- Torch7 image.scale -----------------------------------------------------------------------
@@ -303,16 +309,17 @@ def crop_box(size: tuple[int, int], crop: str, box: list) -> tuple[int, int, int
 class CelebA(Dataset):
     """Items: "image" (3, S, S) in [-1, 1], "attributes" (40,) float, "label" -1."""
 
-    def __init__(self, paths: list[Path], attributes: np.ndarray, size: int, flip: bool,
-                 crop: str = "squash", box: list | None = None):
-        self.paths, self.attributes = paths, torch.from_numpy(np.ascontiguousarray(attributes))
+    def __init__(self, folder: Path, names: list[str], attributes: np.ndarray, size: int,
+                 flip: bool, crop: str = "squash", box: list | None = None):
+        self.folder, self.names = folder, names
+        self.attributes = torch.from_numpy(np.ascontiguousarray(attributes))
         self.size, self.flip, self.crop, self.box = size, flip, crop, list(box or [])
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.names)
 
     def __getitem__(self, index: int) -> dict:
-        path = self.paths[index]
+        path = self.folder / self.names[index]
         img = load_image(path, 3)
         try:
             box = crop_box(img.size, self.crop, self.box)
@@ -340,26 +347,24 @@ def build_celeba(spec: DataSpec) -> Dataset:
     names, attributes = split_attributes(root, spec.split, opts)
     if opts["T7_INDEX"]:
         folder = root
-        paths = [root / n for n in names]
-        present = [p.is_file() for p in paths]
+        present = [(root / n).is_file() for n in names]
     else:
         folder = find_files(root, opts)["images"]
         if not folder.is_dir():
             raise DataError(f"{folder}: image folder (DATA.OPTIONS.IMAGES) is not a folder")
         files = set(os.listdir(folder))
-        paths = [folder / n for n in names]
         present = [n in files for n in names]
     have = int(sum(present))
-    if opts["MISSING"] == "error" and have < len(paths):
-        first = next(p for p, ok in zip(paths, present) if not ok)
-        raise DataError(f"{folder}: {len(paths) - have} of the {len(paths)} images of the "
+    if opts["MISSING"] == "error" and have < len(names):
+        first = next(n for n, ok in zip(names, present) if not ok)
+        raise DataError(f"{folder}: {len(names) - have} of the {len(names)} images of the "
                         f"{spec.split} split are missing (first {first}); set "
                         "DATA.OPTIONS.MISSING: skip to use only the images present")
     if have == 0:
-        raise DataError(f"{folder}: none of the {len(paths)} images of the {spec.split} split "
+        raise DataError(f"{folder}: none of the {len(names)} images of the {spec.split} split "
                         "is there (is DATA.OPTIONS.IMAGES the right folder?)")
-    if have < len(paths):
-        paths = [p for p, ok in zip(paths, present) if ok]
+    if have < len(names):
+        names = [n for n, ok in zip(names, present) if ok]
         attributes = attributes[np.asarray(present, dtype=bool)]
     flip = bool(opts["FLIP"]) and spec.split == "train"
-    return CelebA(paths, attributes, spec.image_size, flip, opts["CROP"], opts["CROP_BOX"])
+    return CelebA(folder, names, attributes, spec.image_size, flip, opts["CROP"], opts["CROP_BOX"])
