@@ -6,9 +6,9 @@ pixel intensities p in [0, 1] (dynamic MNIST). The lstm latent's LSTMs train at 
 their gradients clamped to +-GRAD_CLIP.
 
 The original evaluated on Larochelle's static binarised test set (binarized_mnist_test.amat,
-not in the official MNIST files). `test_images` reads that file when EVAL.STATIC_TEST names it
+not in the official MNIST files). `test_images` reads that file when NLL.STATIC_TEST names it
 (.amat text or the crVAE repo's .t7); otherwise it binarises the official MNIST test digits once
-with the seeded draw EVAL.BINARIZE_SEED (a fixed stochastic binarisation, stated with the result).
+with the seeded draw NLL.BINARIZE_SEED (a fixed stochastic binarisation, stated with the result).
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def read_static_binarized(path: str | Path) -> torch.Tensor:
     repo's .t7 tensor) -> N x 1 x 28 x 28 float."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: static binarised MNIST test file not found (EVAL.STATIC_TEST)")
+        raise DataError(f"{path}: static binarised MNIST test file not found (NLL.STATIC_TEST)")
     if path.suffix == ".t7":
         import torchfile
         array = np.asarray(torchfile.load(str(path)), dtype=np.float32)
@@ -59,12 +59,12 @@ def read_static_binarized(path: str | Path) -> torch.Tensor:
 
 def test_images(cfg) -> tuple[torch.Tensor, str]:
     """(binary N x 1 x 28 x 28 test set, a description of how it was binarised)."""
-    if cfg.EVAL.STATIC_TEST:
-        return read_static_binarized(cfg.EVAL.STATIC_TEST), f"static file {cfg.EVAL.STATIC_TEST}"
+    if cfg.NLL.STATIC_TEST:
+        return read_static_binarized(cfg.NLL.STATIC_TEST), f"static file {cfg.NLL.STATIC_TEST}"
     images, _ = load_mnist(cfg.DATA.ROOT, "test")
-    gen = torch.Generator().manual_seed(cfg.EVAL.BINARIZE_SEED)
+    gen = torch.Generator().manual_seed(cfg.NLL.BINARIZE_SEED)
     x = binarize(images.float().div(255).unsqueeze(1), gen)
-    return x, f"official MNIST test set binarised once with seed {cfg.EVAL.BINARIZE_SEED}"
+    return x, f"official MNIST test set binarised once with seed {cfg.NLL.BINARIZE_SEED}"
 
 
 class MNISTTrainer(FamilyTrainer):

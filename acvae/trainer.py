@@ -57,8 +57,8 @@ DEFAULTS = {
         "GATE_WHOLE_D": False,     # cr/ac: a closed margin gate stops every D-side update
     },
     "VIS": {"N": 64, "SPLIT": "val"},   # the fixed batch of the tick pictures
-    "EVAL": {                      # MNIST likelihood (scripts/eval_nll.py)
-        "NLL_SAMPLES": [5, 100, 10000],
+    "NLL": {                       # MNIST likelihood (scripts/eval_nll.py)
+        "SAMPLES": [5, 100, 10000],
         "BATCH_SIZE": 128,
         "CHUNK": 100,              # importance samples evaluated together per batch
         "STATIC_TEST": "",         # Larochelle's binarized_mnist_test.amat (or .t7)

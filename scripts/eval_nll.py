@@ -29,11 +29,11 @@ def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("ckpt", help="checkpoint file or run directory of an mnist_* variant")
     p.add_argument("--samples", default="", help="comma-separated K values (default: the "
-                   "config's EVAL.NLL_SAMPLES, i.e. 5,100,10000)")
+                   "config's NLL.SAMPLES, i.e. 5,100,10000)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch", type=int, default=0, help="test images per batch (default "
-                   "EVAL.BATCH_SIZE = 128)")
-    p.add_argument("--chunk", type=int, default=0, help="samples per forward pass (EVAL.CHUNK)")
+                   "NLL.BATCH_SIZE = 128)")
+    p.add_argument("--chunk", type=int, default=0, help="samples per forward pass (NLL.CHUNK)")
     p.add_argument("--static", default="", help="Larochelle's binarized_mnist_test.amat / .t7")
     p.add_argument("--data-root", default="", help="MNIST idx folder (default: DATA.ROOT)")
     p.add_argument("--full-test", action="store_true", help="all 10,000 test images")
@@ -48,16 +48,16 @@ def main(argv=None) -> int:
     try:
         overrides = []
         if args.static:
-            overrides.append(f"EVAL.STATIC_TEST={args.static}")
+            overrides.append(f"NLL.STATIC_TEST={args.static}")
         if args.data_root:
             overrides.append(f"DATA.ROOT={args.data_root}")
         trainer, state = checkpoint.load_trainer(args.ckpt, args.device, overrides)
         if not trainer.variant.startswith("mnist"):
             raise ConfigError(f"{args.ckpt}: is a {trainer.variant} model; the likelihood is "
                               "defined for the mnist_baseline / mnist_conv / mnist_lstm variants")
-        ev = trainer.cfg.EVAL
+        ev = trainer.cfg.NLL
         batch, chunk = args.batch or ev.BATCH_SIZE, args.chunk or ev.CHUNK
-        ks = [int(k) for k in args.samples.split(",")] if args.samples else list(ev.NLL_SAMPLES)
+        ks = [int(k) for k in args.samples.split(",")] if args.samples else list(ev.SAMPLES)
         images, how = test_images(trainer.cfg)
         if not (args.full_test or ev.FULL_TEST):
             images = images[:len(images) // batch * batch]
