@@ -174,6 +174,13 @@ class FamilyTrainer(Trainer):
     def extra_pictures(self) -> dict:
         return {}
 
+    def synthetic_batch(self, batch_size: int) -> dict:
+        """Random images and +-1 attributes shaped like a training batch (benchmarks)."""
+        batch = super().synthetic_batch(batch_size)
+        if self.A > 0:
+            batch["attributes"] = (torch.rand(batch_size, self.A, device=self.device) < 0.5) * 2.0 - 1
+        return batch
+
     def generate(self, n: int, seed: int = 0, ema: bool = True) -> torch.Tensor:
         """n samples conditioned on the stored validation attributes (cycled)."""
         _, attrs = self.vis_batch(n)

@@ -100,6 +100,7 @@ def _sha256(path: Path) -> str:
 
 class RPGANTrainer(Trainer):
     name = NAME
+    cuda_graphs_safe = True  # the same kernels every iteration
 
     def __init__(self, cfg, device):
         super().__init__(cfg, device)
