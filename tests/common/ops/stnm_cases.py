@@ -51,7 +51,29 @@ def make_inputs(batch=2, channels=3, size=(7, 9), src_size=None, theta=ROTATE_SC
 
 
 def with_grad(tensors):
-    return [t.detach().clone().requires_grad_(True) for t in tensors]
+    """Leaf copies that require grad and keep each tensor's strides, so that sliced
+    (non-contiguous) inputs reach the op as such; expanded (overlapping) tensors
+    cannot be copied that way and become contiguous."""
+    return [_copy_keeping_strides(t.detach()).requires_grad_(True) for t in tensors]
+
+
+def _copy_keeping_strides(t):
+    try:
+        return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device).copy_(t)
+    except RuntimeError:  # overlapping memory (stride 0)
+        return t.clone()
+
+
+def poison_cuda_cache(tensors, copies=6):
+    """Leave NaN-filled blocks with each CUDA tensor's element count in the caching allocator.
+
+    The op allocates its outputs and gradients with the sizes of its inputs, and the
+    allocator hands out a freed block of the same size first, so an element that a
+    kernel fails to write (or to zero) reads as NaN instead of a lucky 0.
+    """
+    blocks = [torch.full((t.numel(),), float("nan"), dtype=t.dtype, device=t.device)
+              for t in tensors if t.is_cuda for _ in range(copies)]
+    del blocks
 
 
 def grads(fn, inputs, seed=1):

@@ -1,0 +1,391 @@
+// Dense float32 CUDA kernels of STNM: the fast path for the usual case
+// (float32, 1 or 3 channels, rows contiguous, per-image offsets within int32).
+//
+// Compared with the generic kernels (stnm_cuda.cu) they
+//  * know the channel count at compile time, so a pixel is straight-line code;
+//  * address each batch element through a base pointer per tensor and 32-bit
+//    offsets (a 64-bit index costs about five instructions per address on a
+//    GPU, a 32-bit offset from a base pointer one), with contiguous rows so that
+//    a tap's right neighbour is an immediate +4 bytes;
+//  * compute the launch constants once per thread and read theta once per image;
+//  * give each thread P output pixels, 8 rows apart in a 32-wide tile, and issue
+//    all of their loads before any store or atomic, so that more memory
+//    requests are in flight per thread.
+// The arithmetic is the shared per-pixel code of stnm_math.h (footprint,
+// interpolate, composite, backward_channel, theta_terms), the same the CPU
+// kernel runs, so the CPU tests vouch for it; tests/common/ops/test_stnm_cuda.py
+// runs both CUDA paths against the reference.
+#include "stnm_cuda.h"
+#include "stnm_cuda_device.h"
+
+namespace ganrepro {
+namespace stnm {
+namespace {
+
+constexpr int kTileW = 32;                    // one warp covers one tile row
+constexpr int kTileRows = kThreads / kTileW;  // rows covered per pixel slot: 8
+constexpr int kBlocksPerSm = 8;               // split mode: blocks per SM in total
+
+using Foot = Footprint<float, int>;
+
+// ---------------------------------------------------------------------------
+// Memory access.  A batch element's base pointer goes through opaque(), so the
+// compiler keeps it in registers and forms each address as base + 32-bit offset
+// instead of re-deriving a 64-bit index per access.  Since that hides the
+// global state space from the compiler, loads, stores and reductions say it
+// themselves (cvta.to.global is free on current GPUs).
+
+template <typename T>
+__device__ __forceinline__ T* opaque(T* p) {
+  asm("" : "+l"(p));
+  return p;
+}
+
+template <typename T>
+__device__ __forceinline__ T* image_of(const Image32<T>& view, int64_t b) {
+  return opaque(view.data + b * view.sb);
+}
+
+__device__ __forceinline__ float ld(const float* p) { return __ldg(p); }
+
+__device__ __forceinline__ void st(float* p, float v) {
+  asm volatile("{\n\t.reg .u64 g;\n\tcvta.to.global.u64 g, %0;\n\tst.global.f32 [g], %1;\n\t}"
+               :: "l"(p), "f"(v) : "memory");
+}
+
+// atomicAdd without a result.
+__device__ __forceinline__ void red(float* p, float v) {
+  asm volatile("{\n\t.reg .u64 g;\n\tcvta.to.global.u64 g, %0;\n\tred.global.add.f32 [g], %1;\n\t}"
+               :: "l"(p), "f"(v) : "memory");
+}
+
+__device__ __forceinline__ void red_if(bool add, float* p, float v) {
+  if (add) red(p, v);
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define GANREPRO_STNM_PAIR_ATOMICS 1
+// One 8-byte reduction (sm_90+); p must be 8-byte aligned.
+__device__ __forceinline__ void red2(float* p, float v0, float v1) {
+  asm volatile(
+      "{\n\t.reg .u64 g;\n\tcvta.to.global.u64 g, %0;\n\tred.global.add.v2.f32 [g], {%1, %2};\n\t}"
+      :: "l"(p), "f"(v0), "f"(v1) : "memory");
+}
+#else
+#define GANREPRO_STNM_PAIR_ATOMICS 0
+#endif
+
+// The four taps of one plane at p (the top-left tap); outside taps read 0.
+__device__ __forceinline__ void load4(const float* p, int sh, const Foot& f, float v[4]) {
+  v[0] = f.in[0] ? ld(p) : 0.f;
+  v[1] = f.in[1] ? ld(p + 1) : 0.f;
+  v[2] = f.in[2] ? ld(p + sh) : 0.f;
+  v[3] = f.in[3] ? ld(p + sh + 1) : 0.f;
+}
+
+// Adds v0 at p[0] and v1 at p[1] (horizontally adjacent taps), each only if its
+// tap is inside the source (both are, if ALL).  With PAIR a pair that is wholly
+// inside goes out as one 8-byte reduction: at p when p is 8-byte aligned, else
+// (0, v0) at p - 1 and v1 alone.  PAIR needs rows that start 8-byte aligned (the
+// launcher checks), so a misaligned p is at an odd x >= 1 and p - 1 is in the
+// same row, where adding 0 changes nothing.  That is 1.5 instead of 2
+// memory-side atomics per pair on average.
+template <bool PAIR, bool ALL>
+__device__ __forceinline__ void add_pair(float* p, bool in0, bool in1, float v0, float v1) {
+#if GANREPRO_STNM_PAIR_ATOMICS
+  if (PAIR && (ALL || (in0 && in1))) {
+    const bool odd = (reinterpret_cast<uintptr_t>(p) & 7u) != 0;
+    red2(odd ? p - 1 : p, odd ? 0.f : v0, odd ? v0 : v1);
+    red_if(odd, p + 1, v1);
+    return;
+  }
+#endif
+  if (ALL) {
+    red(p, v0);
+    red(p + 1, v1);
+  } else {
+    red_if(in0, p, v0);
+    red_if(in1, p + 1, v1);
+  }
+}
+
+// Scatters value * w[t] to the four taps of one plane at p (the top-left tap).
+template <bool PAIR, bool ALL>
+__device__ __forceinline__ void scatter(float* p, int sh, const Foot& f, float value) {
+  add_pair<PAIR, ALL>(p, f.in[0], f.in[1], f.w[0] * value, f.w[1] * value);
+  add_pair<PAIR, ALL>(p + sh, f.in[2], f.in[3], f.w[2] * value, f.w[3] * value);
+}
+
+// grad_fg and grad_mask receive one pixel's contributions.  Pixels whose taps
+// are all inside (most pixels of an object) take a path without per-tap
+// branches; pixels with no tap inside skip the scatter.
+template <int C, bool PAIR, bool ALL>
+__device__ __forceinline__ void scatter_pixel(const DenseBackwardArgs& a, float* grad_fg,
+                                              float* grad_mask, const Foot& f, const float gf[C],
+                                              float gm) {
+#pragma unroll
+  for (int c = 0; c < C; ++c) scatter<PAIR, ALL>(grad_fg + c * a.grad_fg.sc, a.grad_fg.sh, f, gf[c]);
+  scatter<PAIR, ALL>(grad_mask, a.grad_mask.sh, f, gm);
+}
+
+// ---------------------------------------------------------------------------
+// Per-tile work.  A thread's pixels are (i0 + 8 p, j) for p < P.
+
+template <int P>
+__device__ __forceinline__ void footprints(const Pose<float>& pose, const Grid<float, int>& grid,
+                                           int i0, int j, Foot f[P], bool on[P]) {
+#pragma unroll
+  for (int p = 0; p < P; ++p) {
+    const int i = i0 + kTileRows * p;
+    on[p] = i < grid.H && j < grid.W;
+    f[p] = footprint(pose, grid, i, j);
+    if (!on[p]) f[p].in[0] = f[p].in[1] = f[p].in[2] = f[p].in[3] = false;
+  }
+}
+
+__device__ __forceinline__ int top_left(const Foot& f, int sh) { return f.y0 * sh + f.x0; }
+
+struct ForwardImage {
+  const float *canvas, *fg, *mask;
+  float* out;
+};
+
+template <int C, int P>
+__device__ __forceinline__ void forward_tile(const DenseForwardArgs& a, const Grid<float, int>& grid,
+                                             const Pose<float>& pose, const ForwardImage& img,
+                                             int i0, int j) {
+  Foot f[P];
+  bool on[P];
+  footprints<P>(pose, grid, i0, j, f, on);
+  float mv[P][4], v[P][C][4], bg[P][C];
+#pragma unroll
+  for (int p = 0; p < P; ++p) {  // every load first
+    load4(img.mask + top_left(f[p], a.mask.sh), a.mask.sh, f[p], mv[p]);
+    const float* fg = img.fg + top_left(f[p], a.fg.sh);
+    const float* canvas = img.canvas + (i0 + kTileRows * p) * a.canvas.sh + j;
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+      load4(fg + c * a.fg.sc, a.fg.sh, f[p], v[p][c]);
+      bg[p][c] = on[p] ? ld(canvas + c * a.canvas.sc) : 0.f;
+    }
+  }
+#pragma unroll
+  for (int p = 0; p < P; ++p) {
+    if (!on[p]) continue;
+    const float m = interpolate(f[p], mv[p]);
+    float* out = img.out + (i0 + kTileRows * p) * a.out.sh + j;
+#pragma unroll
+    for (int c = 0; c < C; ++c) st(out + c * a.out.sc, composite(m, interpolate(f[p], v[p][c]), bg[p][c]));
+  }
+}
+
+struct BackwardImage {
+  const float *grad_out, *canvas, *fg, *mask;
+  float *grad_canvas, *grad_fg, *grad_mask;
+};
+
+template <int C, int P, bool PAIR>
+__device__ __forceinline__ void backward_tile(const DenseBackwardArgs& a,
+                                              const Grid<float, int>& grid,
+                                              const Pose<float>& pose, const BackwardImage& img,
+                                              int i0, int j, float acc[6]) {
+  Foot f[P];
+  bool on[P];
+  footprints<P>(pose, grid, i0, j, f, on);
+  float mv[P][4], v[P][C][4], g[P][C], bg[P][C];
+#pragma unroll
+  for (int p = 0; p < P; ++p) {  // every load first
+    load4(img.mask + top_left(f[p], a.mask.sh), a.mask.sh, f[p], mv[p]);
+    const float* fg = img.fg + top_left(f[p], a.fg.sh);
+    const int i = i0 + kTileRows * p;
+    const float* grad_out = img.grad_out + i * a.grad_out.sh + j;
+    const float* canvas = img.canvas + i * a.canvas.sh + j;
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+      load4(fg + c * a.fg.sc, a.fg.sh, f[p], v[p][c]);
+      g[p][c] = on[p] ? ld(grad_out + c * a.grad_out.sc) : 0.f;
+      bg[p][c] = on[p] ? ld(canvas + c * a.canvas.sc) : 0.f;
+    }
+  }
+#pragma unroll
+  for (int p = 0; p < P; ++p) {
+    if (!on[p]) continue;
+    const float m = interpolate(f[p], mv[p]);
+    float* grad_canvas = img.grad_canvas + (i0 + kTileRows * p) * a.grad_canvas.sh + j;
+    float* grad_fg = img.grad_fg + top_left(f[p], a.grad_fg.sh);
+    PixelGrad<float> pg;
+    float gf[C];
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+      float d_canvas;
+      gf[c] = backward_channel(f[p], v[p][c], g[p][c], bg[p][c], m, d_canvas, pg);
+      st(grad_canvas + c * a.grad_canvas.sc, d_canvas);
+    }
+    float* grad_mask = img.grad_mask + top_left(f[p], a.grad_mask.sh);
+    const Foot& t = f[p];
+    if (t.in[0] && t.in[1] && t.in[2] && t.in[3]) {
+      scatter_pixel<C, PAIR, true>(a, grad_fg, grad_mask, t, gf, pg.m);
+    } else if (t.in[0] || t.in[1] || t.in[2] || t.in[3]) {
+      scatter_pixel<C, PAIR, false>(a, grad_fg, grad_mask, t, gf, pg.m);
+    }
+    theta_terms(f[p], mv[p], grid, a.mask_grad_full, pg, acc);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Kernels.  Grid: x = tile column, y = tile row, z = batch element (y and z
+// loop when the image or the batch exceeds the grid limits).
+
+// Resident blocks per SM asked of the compiler (a register cap): as many as the
+// kernel's natural register use allows, so that the cap costs no or almost no
+// spills (checked with nvcc -Xptxas -v; see docs/custom_ops_perf.md).
+constexpr int forward_min_blocks(int pixels) { return pixels == 1 ? 4 : pixels == 2 ? 3 : 2; }
+constexpr int backward_min_blocks(int pixels) { return pixels == 1 ? 3 : 2; }
+
+template <int C, int P>
+__global__ void __launch_bounds__(kThreads, forward_min_blocks(P))
+    dense_forward_kernel(const DenseForwardArgs a) {
+  const auto grid = make_grid<float, int>(a.shape);
+  const int rows = kTileRows * P;
+  const int tiles_y = (grid.H + rows - 1) / rows;
+  const int j = blockIdx.x * kTileW + static_cast<int>(threadIdx.x & 31);
+  const int row = static_cast<int>(threadIdx.x >> 5);
+  for (int64_t b = blockIdx.z; b < a.shape.B; b += gridDim.z) {
+    const Pose<float> pose = pose_of(a.theta, b);
+    const ForwardImage img{image_of(a.canvas, b), image_of(a.fg, b), image_of(a.mask, b),
+                           image_of(a.out, b)};
+    for (int ty = blockIdx.y; ty < tiles_y; ty += gridDim.y) {
+      forward_tile<C, P>(a, grid, pose, img, ty * rows + row, j);
+    }
+  }
+}
+
+// own_image: one block per image (gridDim.x == gridDim.y == 1): it zeroes the
+// image's gradient slices itself and stores d/dtheta.  Otherwise blocks share
+// images whose gradients the launcher zeroed, and add their d/dtheta.
+template <int C, int P, bool PAIR>
+__global__ void __launch_bounds__(kThreads, backward_min_blocks(P))
+    dense_backward_kernel(const DenseBackwardArgs a, bool own_image) {
+  const auto grid = make_grid<float, int>(a.shape);
+  const int rows = kTileRows * P;
+  const int tiles_x = (grid.W + kTileW - 1) / kTileW;
+  const int tiles_y = (grid.H + rows - 1) / rows;
+  const int lane = static_cast<int>(threadIdx.x & 31);
+  const int row = static_cast<int>(threadIdx.x >> 5);
+  for (int64_t b = blockIdx.z; b < a.shape.B; b += gridDim.z) {
+    if (own_image) {
+      zero_run(a.grad_fg.data + b * a.grad_fg.sb, a.shape.C * a.shape.Hf * a.shape.Wf);
+      zero_run(a.grad_mask.data + b * a.grad_mask.sb, a.shape.Hf * a.shape.Wf);
+      __syncthreads();
+    }
+    const Pose<float> pose = pose_of(a.theta, b);
+    const BackwardImage img{image_of(a.grad_out, b),    image_of(a.canvas, b),
+                            image_of(a.fg, b),          image_of(a.mask, b),
+                            image_of(a.grad_canvas, b), image_of(a.grad_fg, b),
+                            image_of(a.grad_mask, b)};
+    float acc[6] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    for (int ty = blockIdx.y; ty < tiles_y; ty += gridDim.y) {
+      for (int tx = blockIdx.x; tx < tiles_x; tx += gridDim.x) {
+        backward_tile<C, P, PAIR>(a, grid, pose, img, ty * rows + row, tx * kTileW + lane, acc);
+      }
+    }
+    write_grad_theta(a.grad_theta + b * 6, acc, own_image);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Launchers.
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+unsigned grid_limit(int64_t n) { return static_cast<unsigned>(n < kMaxGridY ? n : kMaxGridY); }
+
+template <typename Fn>
+void with_pixels(int pixels, Fn&& fn) {
+  if (pixels == 1) {
+    fn(std::integral_constant<int, 1>{});
+  } else if (pixels == 4) {
+    fn(std::integral_constant<int, 4>{});
+  } else {
+    fn(std::integral_constant<int, 2>{});
+  }
+}
+
+template <typename Fn>
+void with_channels(int64_t channels, Fn&& fn) {
+  if (channels == 1) {
+    fn(std::integral_constant<int, 1>{});
+  } else {
+    fn(std::integral_constant<int, 3>{});
+  }
+}
+
+// 8-byte tap pairs need rows that start 8-byte aligned.
+bool rows_pair_aligned(const Image32<float>& v) {
+  return v.sh % 2 == 0 && v.sc % 2 == 0 && v.sb % 2 == 0 &&
+         (reinterpret_cast<uintptr_t>(v.data) & 7u) == 0;
+}
+
+}  // namespace
+
+bool dense_supports_channels(int64_t channels) { return channels == 1 || channels == 3; }
+
+cudaError_t launch_dense_forward(const DenseForwardArgs& a, const CudaConfig& config,
+                                 cudaStream_t stream) {
+  if (a.shape.B == 0 || a.shape.H * a.shape.W == 0) return cudaSuccess;
+  with_pixels(config.fwd_pixels, [&](auto pixels) {
+    constexpr int P = decltype(pixels)::value;
+    const dim3 grid(static_cast<unsigned>(ceil_div(a.shape.W, kTileW)),
+                    grid_limit(ceil_div(a.shape.H, kTileRows * P)), grid_limit(a.shape.B));
+    with_channels(a.shape.C, [&](auto channels) {
+      dense_forward_kernel<decltype(channels)::value, P><<<grid, kThreads, 0, stream>>>(a);
+    });
+  });
+  return cudaGetLastError();
+}
+
+cudaError_t launch_dense_backward(const DenseBackwardArgs& a, const CudaConfig& config,
+                                  cudaStream_t stream) {
+  int sm_count = 0;
+  cudaError_t status = multiprocessor_count(&sm_count);
+  if (status != cudaSuccess) return status;
+  const int64_t B = a.shape.B;
+  const int64_t hw = a.shape.H * a.shape.W;
+  const int pixels = config.bwd_pixels == 1 ? 1 : 2;
+  const bool own_image = backward_owns_images(config.images, B, hw, sm_count);
+  dim3 grid(1, 1, grid_limit(B));
+  if (!own_image || B == 0 || hw == 0) {
+    const size_t fg_bytes = static_cast<size_t>(B * a.shape.C * a.shape.Hf * a.shape.Wf) * 4;
+    const size_t mask_bytes = static_cast<size_t>(B * a.shape.Hf * a.shape.Wf) * 4;
+    const size_t theta_bytes = static_cast<size_t>(B) * 6 * 4;
+    if (fg_bytes > 0) status = cudaMemsetAsync(a.grad_fg.data, 0, fg_bytes, stream);
+    if (status == cudaSuccess && mask_bytes > 0)
+      status = cudaMemsetAsync(a.grad_mask.data, 0, mask_bytes, stream);
+    if (status == cudaSuccess && theta_bytes > 0)
+      status = cudaMemsetAsync(a.grad_theta, 0, theta_bytes, stream);
+    if (status != cudaSuccess || B == 0 || hw == 0) return status;
+    // All tile columns, and enough tile rows for about kBlocksPerSm blocks per SM.
+    const int64_t tiles_x = ceil_div(a.shape.W, kTileW);
+    const int64_t tiles_y = ceil_div(a.shape.H, kTileRows * pixels);
+    const int64_t wanted = ceil_div(ceil_div(int64_t{sm_count} * kBlocksPerSm, B), tiles_x);
+    grid.x = static_cast<unsigned>(tiles_x);
+    grid.y = grid_limit(wanted < tiles_y ? wanted : tiles_y);
+  }
+  const bool pair = config.pair_atomics && rows_pair_aligned(a.grad_fg) &&
+                    rows_pair_aligned(a.grad_mask);
+  with_pixels(pixels, [&](auto pixel_count) {
+    constexpr int P = decltype(pixel_count)::value == 1 ? 1 : 2;
+    with_channels(a.shape.C, [&](auto channels) {
+      constexpr int C = decltype(channels)::value;
+      if (pair) {
+        dense_backward_kernel<C, P, true><<<grid, kThreads, 0, stream>>>(a, own_image);
+      } else {
+        dense_backward_kernel<C, P, false><<<grid, kThreads, 0, stream>>>(a, own_image);
+      }
+    });
+  });
+  return cudaGetLastError();
+}
+
+}  // namespace stnm
+}  // namespace ganrepro
