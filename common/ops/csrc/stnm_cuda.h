@@ -21,6 +21,7 @@ struct CudaConfig {
   int fwd_pixels = 2;       // dense forward: output pixels per thread (1, 2 or 4)
   int bwd_pixels = 1;       // dense backward: output pixels per thread (1 or 2)
   bool pair_atomics = true; // dense backward: 8-byte atomics for adjacent taps (sm_90+)
+  bool zero_by_rows = true; // dense backward, a block per image: zero source rows as needed
   // Backward: how images map to blocks.  kAuto picks kOwnImage when the batch
   // fills the GPU or images are small, else kSplitImage.
   enum Images { kAuto, kOwnImage, kSplitImage } images = kAuto;
@@ -71,7 +72,7 @@ struct DenseForwardArgs {
 struct DenseBackwardArgs {
   Image32<const float> grad_out, canvas, fg, mask;
   Image32<float> grad_canvas;
-  Image32<float> grad_fg, grad_mask;  // dense: each image's slice is one contiguous run
+  Image32<float> grad_fg, grad_mask;  // contiguous NCHW, as the op allocates them
   float* grad_theta;                  // contiguous (B, 2, 3)
   ThetaView<float> theta;
   Shape shape;

@@ -28,7 +28,7 @@ namespace {
 constexpr const char* kConfigVariable = "GANREPRO_STNM_CUDA";
 constexpr const char* kConfigHelp =
     "expected comma-separated settings: 'generic' or 'dense', fwd_px=1|2|4, bwd_px=1|2, "
-    "pairs=0|1, images=auto|own|split (e.g. 'dense,fwd_px=4,pairs=0')";
+    "pairs=0|1, images=auto|own|split, zero=rows|front (e.g. 'dense,fwd_px=4,pairs=0')";
 
 CudaConfig parse_config(const std::string& text) {
   CudaConfig config;
@@ -47,6 +47,8 @@ CudaConfig parse_config(const std::string& text) {
       config.bwd_pixels = std::stoi(value);
     } else if (key == "pairs" && (value == "0" || value == "1")) {
       config.pair_atomics = value == "1";
+    } else if (key == "zero" && (value == "rows" || value == "front")) {
+      config.zero_by_rows = value == "rows";
     } else if (key == "images" && (value == "auto" || value == "own" || value == "split")) {
       config.images = value == "own"     ? CudaConfig::kOwnImage
                       : value == "split" ? CudaConfig::kSplitImage
@@ -165,7 +167,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> stnm_backward_cuda(
   at::Tensor grad_theta = at::empty({theta.size(0), 2, 3}, theta.options());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   const CudaConfig config = current_config();
-  if (use_dense(config, {&canvas, &grad_out, &fg, &mask, &grad_canvas, &grad_fg, &grad_mask})) {
+  if (grad_fg.is_contiguous() && grad_mask.is_contiguous() &&
+      use_dense(config, {&canvas, &grad_out, &fg, &mask, &grad_canvas, &grad_fg, &grad_mask})) {
     const DenseBackwardArgs a{
         cimage32<float>(grad_out), cimage32<float>(canvas),   cimage32<float>(fg),
         cimage32<float>(mask),     image32<float>(grad_canvas), image32<float>(grad_fg),

@@ -13,6 +13,9 @@ SHRINK = [[1.71, 0.05, 0.33], [0.03, 1.93, -0.41]]     # scale > 1: object small
 ENLARGE = [[0.61, -0.04, 0.13], [0.07, 0.53, -0.09]]   # scale < 1: object larger
 OFF_CANVAS = [[1.0, 0.0, 3.5], [0.0, 1.0, -3.2]]       # samples entirely outside fg
 PARTLY_OFF = [[1.27, 0.11, 0.93], [-0.08, 1.19, -0.71]]
+FLIPPED = [[-1.13, 0.09, 0.06], [0.04, -0.91, 0.11]]   # both axes mirrored
+QUARTER_TURN = [[0.03, 1.11, 0.09], [-1.04, 0.02, -0.12]]  # source rows follow output columns
+LARGE_SCALE = [[4.3, 0.2, -3.1], [0.1, 5.7, 4.9]]      # a small object near a corner
 IDENTITY = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
 
 # Why float32 comparisons leave d/dtheta out: d/dtheta sums, over pixels, a

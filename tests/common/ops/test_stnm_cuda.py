@@ -20,7 +20,8 @@ KERNELS = {
     "generic": "generic",
     "dense": "",  # the defaults
     "dense_wide": "dense,fwd_px=4,bwd_px=2,pairs=0,images=split",
-    "dense_narrow": "dense,fwd_px=1,bwd_px=1,pairs=1,images=own",
+    "dense_narrow": "dense,fwd_px=1,bwd_px=2,images=own",
+    "dense_front": "dense,pairs=0,images=own,zero=front",
 }
 
 
@@ -73,7 +74,8 @@ def check(inputs, mask_grad="full", with_theta=None, views=None):
         assert_near(a, e, f"d{name} ({mask_grad})", tol)
 
 
-POSES = [cases.ROTATE_SCALE, cases.SHRINK, cases.ENLARGE, cases.PARTLY_OFF, cases.OFF_CANVAS]
+POSES = [cases.ROTATE_SCALE, cases.SHRINK, cases.ENLARGE, cases.PARTLY_OFF, cases.OFF_CANVAS,
+         cases.FLIPPED, cases.QUARTER_TURN, cases.LARGE_SCALE]
 # (batch, size): the backward either gives each image its own block (small
 # images or a batch that fills the GPU) or splits images over blocks.  Odd
 # widths leave partial 32-wide tiles and misaligned tap pairs.
