@@ -5,30 +5,23 @@
     python benchmarks/stnm.py --variants default generic dense,fwd_px=4   # compare CUDA kernels
     python benchmarks/stnm.py --device cpu --cases 64x3x32x32 --no-compile --quick
 
-For each case it times, with CUDA events around back-to-back iterations (so
-launch gaps and Python overhead count), the median over repetitions of:
-ref eager, ref under torch.compile (a failure to compile is recorded), and, for
-each kernel variant, ext eager (forward + torch.autograd.grad for all four
-inputs), ext forward only (no grad) and ext backward only (the
-ganrepro::stnm_backward op alone); ext under torch.compile for the first
-variant.  On a GPU it also captures 10 forward (or backward) calls in one CUDA
-graph and replays it, which gives the device time without the host's share.
+Per case: the median over repetitions of the mean time of back-to-back iterations
+(CUDA events, so launch gaps and Python overhead count) for ref eager, ref under
+torch.compile (a failure to compile is recorded) and ext under torch.compile; and
+per kernel variant (a GANREPRO_STNM_CUDA setting, "default" = built-in defaults;
+docs/custom_ops.md) ext forward + torch.autograd.grad for all four inputs, forward
+alone (no grad), the ganrepro::stnm_backward op alone, and on a GPU the device time
+of each (10 calls captured in one CUDA graph, replayed: no host share).  The first
+variant is reported as "ext eager" and judged against the targets.
 
-A variant is a GANREPRO_STNM_CUDA setting (docs/custom_ops.md, "CUDA kernel
-variants"); "default" means the built-in defaults.  The first variant is the one
-reported as "ext eager" and judged against the targets.
-
-The memory floor is the bytes that any implementation must move, divided by the
-GPU's bandwidth:
-
-    forward  reads canvas, fg, mask           writes out          3C + 1 planes
-    backward reads grad_out, canvas, fg, mask writes 3 gradients  5C + 2 planes
-
-i.e. 4 (8C + 3) B H W bytes in float32 (theta is negligible).  The bandwidth is
-the nominal peak of known GPUs (or --peak-gbps), else the measured copy speed;
-both are in the JSON.  Summary tables are printed last.
+The memory floor is the bytes that any implementation must move over the GPU's
+bandwidth: the forward reads canvas, fg, mask and writes out (3C + 1 planes), the
+backward reads grad_out, canvas, fg, mask and writes three gradients (5C + 2
+planes): 4 (8C + 3) B H W bytes in float32.  The bandwidth is the nominal peak of
+known GPUs (or --peak-gbps), else the measured copy speed; both are in the JSON.
 """
 import argparse
+import contextlib
 import datetime
 import json
 import math
@@ -205,27 +198,28 @@ def first_line(error):
     return text.strip().splitlines()[0][:300]
 
 
-class KernelSetting:
-    """Sets GANREPRO_STNM_CUDA for the duration of a block ("default" = unset)."""
-
-    def __init__(self, label):
-        self.value = "" if label == "default" else label
-
-    def __enter__(self):
-        self.old = os.environ.get(KERNEL_SETTING)
-        os.environ[KERNEL_SETTING] = self.value
-
-    def __exit__(self, *exc):
-        if self.old is None:
+@contextlib.contextmanager
+def kernel_setting(label):
+    """GANREPRO_STNM_CUDA=label for the duration of a block ("default" = the built-in defaults)."""
+    old = os.environ.get(KERNEL_SETTING)
+    os.environ[KERNEL_SETTING] = setting_of(label)
+    try:
+        yield
+    finally:
+        if old is None:
             os.environ.pop(KERNEL_SETTING, None)
         else:
-            os.environ[KERNEL_SETTING] = self.old
+            os.environ[KERNEL_SETTING] = old
+
+
+def setting_of(label):
+    return "" if label == "default" else label
 
 
 def bench_variant(label, inputs, grad_out, args, timer, floors, ref_eager):
-    result = {"setting": KernelSetting(label).value}
+    result = {"setting": setting_of(label)}
     fn = stnm_fn("ext")
-    with KernelSetting(label):
+    with kernel_setting(label):
         result["fwd_bwd_ms"] = timer(fwd_bwd_step(fn, inputs, grad_out))
         with torch.no_grad():
             result["fwd_ms"] = timer(lambda: fn(*inputs))
@@ -261,7 +255,7 @@ def bench_case(shape, args, timer, bandwidth, ext_ok):
             continue
         fn = stnm_fn(impl)
         try:
-            with KernelSetting(args.variants[0]):
+            with kernel_setting(args.variants[0]):
                 if mode == "compiled":
                     torch._dynamo.reset()
                     fn = torch.compile(fn, fullgraph=True)
