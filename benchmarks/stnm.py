@@ -225,9 +225,12 @@ def bench_variant(label, inputs, grad_out, args, timer, floors, ref_eager):
             result["fwd_ms"] = timer(lambda: fn(*inputs))
         result["bwd_ms"] = timer(backward_step(inputs, grad_out))
         if args.device == "cuda":
-            with torch.no_grad():
-                result["fwd_device_ms"] = graph_time(lambda: fn(*inputs), timer)
-            result["bwd_device_ms"] = graph_time(backward_step(inputs, grad_out), timer)
+            try:  # the device times are extra information: a capture failure is recorded
+                with torch.no_grad():
+                    result["fwd_device_ms"] = graph_time(lambda: fn(*inputs), timer)
+                result["bwd_device_ms"] = graph_time(backward_step(inputs, grad_out), timer)
+            except Exception as error:
+                result["device_time_error"] = first_line(error)
         result["max_rel_error_vs_ref"] = max_rel_error(inputs, grad_out)
     if ref_eager:
         result["speedup_vs_ref_eager"] = ref_eager / result["fwd_bwd_ms"]
@@ -278,8 +281,11 @@ def bench_case(shape, args, timer, bandwidth, ext_ok):
         result["errors"]["ext_eager"] = "extension unavailable"
     for label in args.variants if ext_ok else []:
         try:
-            result["variants"][label] = bench_variant(label, inputs, grad_out, args, timer, floors,
-                                                      result["timings_ms"].get("ref_eager"))
+            variant = bench_variant(label, inputs, grad_out, args, timer, floors,
+                                    result["timings_ms"].get("ref_eager"))
+            result["variants"][label] = variant
+            if "device_time_error" in variant:
+                result["errors"][f"ext[{label}] device time"] = variant["device_time_error"]
         except Exception as error:
             result["errors"][f"ext[{label}]"] = first_line(error)
         finally:
