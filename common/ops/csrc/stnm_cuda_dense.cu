@@ -10,7 +10,10 @@
 //  * compute the launch constants once per thread and read theta once per image;
 //  * give each thread P output pixels, 8 rows apart in a 32-wide tile, and issue
 //    all of their loads before any store or atomic, so that more memory
-//    requests are in flight per thread.
+//    requests are in flight per thread;
+//  * in the backward, scatter without per-tap branches where all four taps are
+//    inside, send adjacent taps as one 8-byte atomic on sm_90, and, when a block
+//    owns an image, zero the source rows just before the atomics reach them.
 // The arithmetic is the shared per-pixel code of stnm_math.h (footprint,
 // interpolate, composite, backward_channel, theta_terms), the same the CPU
 // kernel runs, so the CPU tests vouch for it; tests/common/ops/test_stnm_cuda.py
