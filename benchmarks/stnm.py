@@ -2,26 +2,30 @@
 
     python benchmarks/stnm.py --out stnm.json            # full run (GPU)
     python benchmarks/stnm.py --quick                    # fewer repetitions
+    python benchmarks/stnm.py --variants default generic dense,fwd_px=4   # compare CUDA kernels
     python benchmarks/stnm.py --device cpu --cases 64x3x32x32 --no-compile --quick
 
-For each case it times, with CUDA events around back-to-back iterations (so
-launch gaps and Python overhead count), the median over repetitions of:
-ref eager, ref under torch.compile (a failure to compile is recorded), ext
-eager and ext under torch.compile.  One iteration is a forward plus
-torch.autograd.grad for all four inputs.  The memory floor is the bytes that
-any implementation must move, divided by the GPU's bandwidth:
+Per case: the median over repetitions of the mean time of back-to-back iterations
+(CUDA events, so launch gaps and Python overhead count) for ref eager, ref under
+torch.compile (a failure to compile is recorded) and ext under torch.compile; and
+per kernel variant (a GANREPRO_STNM_CUDA setting, "default" = built-in defaults;
+docs/custom_ops.md) ext forward + torch.autograd.grad for all four inputs, forward
+alone (no grad), the ganrepro::stnm_backward op alone, and on a GPU the device time
+of each (10 calls captured in one CUDA graph, replayed: no host share).  The first
+variant is reported as "ext eager" and judged against the targets.
 
-    forward  reads canvas, fg, mask           writes out          3C + 1 planes
-    backward reads grad_out, canvas, fg, mask writes 3 gradients  5C + 2 planes
-
-i.e. 4 (8C + 3) B H W bytes in float32 (theta is negligible).  The bandwidth is
-the nominal peak of known GPUs (or --peak-gbps), else the measured copy speed;
-both are in the JSON.  A summary table is printed last.
+The memory floor is the bytes that any implementation must move over the GPU's
+bandwidth: the forward reads canvas, fg, mask and writes out (3C + 1 planes), the
+backward reads grad_out, canvas, fg, mask and writes three gradients (5C + 2
+planes): 4 (8C + 3) B H W bytes in float32.  The bandwidth is the nominal peak of
+known GPUs (or --peak-gbps), else the measured copy speed; both are in the JSON.
 """
 import argparse
+import contextlib
 import datetime
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -34,7 +38,7 @@ import torch  # noqa: E402
 from common.ops import _build, stnm  # noqa: E402
 
 CASES = [(64, 3, 32, 32), (64, 3, 64, 64), (1024, 3, 64, 64), (1024, 3, 128, 128)]
-IMPLS = ["ref_eager", "ref_compiled", "ext_eager", "ext_compiled"]
+KERNEL_SETTING = "GANREPRO_STNM_CUDA"
 # Nominal peak memory bandwidth in GB/s; the first matching name wins.
 PEAK_GBPS = [("H200", 4800), ("H100 NVL", 3900), ("H100 PCIe", 2000), ("H100", 3350),
              ("H800", 3350), ("A100-SXM4-80GB", 2039), ("A100 80GB PCIe", 1935),
@@ -42,6 +46,7 @@ PEAK_GBPS = [("H200", 4800), ("H100 NVL", 3900), ("H100 PCIe", 2000), ("H100", 3
 # Issue targets (H200): speed-up over eager ref at two sizes, distance to the floor at the largest.
 TARGETS = [((64, 3, 32, 32), "speedup", 8.0), ((1024, 3, 64, 64), "speedup", 5.0)]
 FLOOR_TARGET = 2.0
+GRAPH_CALLS = 10
 
 
 def parse_case(text):
@@ -70,16 +75,18 @@ def make_inputs(shape, device, seed=0):
 
 
 def bytes_moved(shape):
+    """(forward, backward) bytes in float32."""
     batch, channels, height, width = shape
-    return 4 * (8 * channels + 3) * batch * height * width
+    plane = 4 * batch * height * width
+    return (3 * channels + 1) * plane, (5 * channels + 2) * plane
 
 
 class Timer:
     def __init__(self, device, warmup, repeats, iters):
         self.device, self.warmup, self.repeats, self.iters = device, warmup, repeats, iters
 
-    def __call__(self, step):
-        """Median over repeats of the mean time (ms) of `iters` back-to-back calls."""
+    def __call__(self, step, calls_per_step=1):
+        """Median over repeats of the mean time (ms) of one call, over `iters` back-to-back steps."""
         for _ in range(self.warmup):
             step()
         self.sync()
@@ -92,12 +99,12 @@ class Timer:
                     step()
                 end.record()
                 end.synchronize()
-                samples.append(start.elapsed_time(end) / self.iters)
+                samples.append(start.elapsed_time(end) / self.iters / calls_per_step)
             else:
                 began = time.perf_counter()
                 for _ in range(self.iters):
                     step()
-                samples.append((time.perf_counter() - began) * 1e3 / self.iters)
+                samples.append((time.perf_counter() - began) * 1e3 / self.iters / calls_per_step)
         return statistics.median(samples)
 
     def sync(self):
@@ -148,6 +155,29 @@ def fwd_bwd_step(fn, inputs, grad_out):
     return step
 
 
+def backward_step(inputs, grad_out):
+    op = torch.ops.ganrepro.stnm_backward.default
+    return lambda: op(grad_out, *inputs, True)
+
+
+def graph_time(step, timer):
+    """Device time (ms) of one step: GRAPH_CALLS steps captured in a CUDA graph, replayed."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(GRAPH_CALLS):
+            step()
+    try:
+        return timer(graph.replay, calls_per_step=GRAPH_CALLS)
+    finally:
+        del graph
+
+
 def max_rel_error(inputs, grad_out):
     """Sanity check of ext against ref: the output and the canvas, fg and mask gradients.
 
@@ -168,31 +198,78 @@ def first_line(error):
     return text.strip().splitlines()[0][:300]
 
 
+@contextlib.contextmanager
+def kernel_setting(label):
+    """GANREPRO_STNM_CUDA=label for the duration of a block ("default" = the built-in defaults)."""
+    old = os.environ.get(KERNEL_SETTING)
+    os.environ[KERNEL_SETTING] = setting_of(label)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(KERNEL_SETTING, None)
+        else:
+            os.environ[KERNEL_SETTING] = old
+
+
+def setting_of(label):
+    return "" if label == "default" else label
+
+
+def bench_variant(label, inputs, grad_out, args, timer, floors, ref_eager):
+    result = {"setting": setting_of(label)}
+    fn = stnm_fn("ext")
+    with kernel_setting(label):
+        result["fwd_bwd_ms"] = timer(fwd_bwd_step(fn, inputs, grad_out))
+        with torch.no_grad():
+            result["fwd_ms"] = timer(lambda: fn(*inputs))
+        result["bwd_ms"] = timer(backward_step(inputs, grad_out))
+        if args.device == "cuda":
+            try:  # the device times are extra information: a capture failure is recorded
+                with torch.no_grad():
+                    result["fwd_device_ms"] = graph_time(lambda: fn(*inputs), timer)
+                result["bwd_device_ms"] = graph_time(backward_step(inputs, grad_out), timer)
+            except Exception as error:
+                result["device_time_error"] = first_line(error)
+        result["max_rel_error_vs_ref"] = max_rel_error(inputs, grad_out)
+    if ref_eager:
+        result["speedup_vs_ref_eager"] = ref_eager / result["fwd_bwd_ms"]
+    if floors:
+        result["over_floor"] = result["fwd_bwd_ms"] / (floors[0] + floors[1])
+        if "fwd_device_ms" in result:
+            result["fwd_device_over_floor"] = result["fwd_device_ms"] / floors[0]
+            result["bwd_device_over_floor"] = result["bwd_device_ms"] / floors[1]
+    return result
+
+
 def bench_case(shape, args, timer, bandwidth, ext_ok):
     inputs, grad_out = make_inputs(shape, args.device)
-    result = {"shape": list(shape), "bytes_moved": bytes_moved(shape), "timings_ms": {},
-              "forward_ms": {}, "compile_s": {}, "errors": {}}
-    result["floor_ms"] = bytes_moved(shape) / bandwidth * 1e3 if bandwidth else None
-    for name in IMPLS:
+    fwd_bytes, bwd_bytes = bytes_moved(shape)
+    result = {"shape": list(shape), "bytes_moved": fwd_bytes + bwd_bytes,
+              "bytes_forward": fwd_bytes, "bytes_backward": bwd_bytes, "timings_ms": {},
+              "forward_ms": {}, "compile_s": {}, "errors": {}, "variants": {}}
+    floors = (fwd_bytes / bandwidth * 1e3, bwd_bytes / bandwidth * 1e3) if bandwidth else None
+    result["floor_ms"] = sum(floors) if floors else None
+    result["floor_forward_ms"], result["floor_backward_ms"] = floors or (None, None)
+    modes = ["ref_eager", "ref_compiled"] + (["ext_compiled"] if ext_ok else [])
+    for name in modes:
         impl, mode = name.split("_")
-        if impl == "ext" and not ext_ok:
-            result["errors"][name] = "extension unavailable"
-            continue
         if mode == "compiled" and args.no_compile:
             continue
         fn = stnm_fn(impl)
         try:
-            if mode == "compiled":
-                torch._dynamo.reset()
-                fn = torch.compile(fn, fullgraph=True)
-                began = time.perf_counter()
-                fwd_bwd_step(fn, inputs, grad_out)()
-                timer.sync()
-                result["compile_s"][name] = round(time.perf_counter() - began, 2)
-            result["timings_ms"][name] = timer(fwd_bwd_step(fn, inputs, grad_out))
-            if mode == "eager":
-                with torch.no_grad():
-                    result["forward_ms"][name] = timer(lambda: fn(*inputs))
+            with kernel_setting(args.variants[0]):
+                if mode == "compiled":
+                    torch._dynamo.reset()
+                    fn = torch.compile(fn, fullgraph=True)
+                    began = time.perf_counter()
+                    fwd_bwd_step(fn, inputs, grad_out)()
+                    timer.sync()
+                    result["compile_s"][name] = round(time.perf_counter() - began, 2)
+                result["timings_ms"][name] = timer(fwd_bwd_step(fn, inputs, grad_out))
+                if mode == "eager":
+                    with torch.no_grad():
+                        result["forward_ms"][name] = timer(lambda: fn(*inputs))
         except Exception as error:  # record and go on: a failing variant is a result too
             result["errors"][name] = first_line(error)
         finally:
@@ -200,13 +277,29 @@ def bench_case(shape, args, timer, bandwidth, ext_ok):
                 torch._dynamo.reset()
             if args.device == "cuda":
                 torch.cuda.empty_cache()
-    if ext_ok:
-        result["max_rel_error_ext_vs_ref"] = max_rel_error(inputs, grad_out)
-    times = result["timings_ms"]
-    if "ext_eager" in times and "ref_eager" in times:
-        result["speedup_ext_vs_ref_eager"] = times["ref_eager"] / times["ext_eager"]
-    if "ext_eager" in times and result["floor_ms"]:
-        result["ext_eager_over_floor"] = times["ext_eager"] / result["floor_ms"]
+    if not ext_ok:
+        result["errors"]["ext_eager"] = "extension unavailable"
+    for label in args.variants if ext_ok else []:
+        try:
+            variant = bench_variant(label, inputs, grad_out, args, timer, floors,
+                                    result["timings_ms"].get("ref_eager"))
+            result["variants"][label] = variant
+            if "device_time_error" in variant:
+                result["errors"][f"ext[{label}] device time"] = variant["device_time_error"]
+        except Exception as error:
+            result["errors"][f"ext[{label}]"] = first_line(error)
+        finally:
+            if args.device == "cuda":
+                torch.cuda.empty_cache()
+    first = result["variants"].get(args.variants[0])
+    if first:  # the first variant is "ext eager" in the summary and the targets
+        result["timings_ms"]["ext_eager"] = first["fwd_bwd_ms"]
+        result["forward_ms"]["ext_eager"] = first["fwd_ms"]
+        result["max_rel_error_ext_vs_ref"] = first["max_rel_error_vs_ref"]
+        if "speedup_vs_ref_eager" in first:
+            result["speedup_ext_vs_ref_eager"] = first["speedup_vs_ref_eager"]
+        if "over_floor" in first:
+            result["ext_eager_over_floor"] = first["over_floor"]
     return result
 
 
@@ -232,12 +325,16 @@ def fmt(ms):
     return f"{ms * 1e3:.0f} us" if ms < 1 else f"{ms:.2f} ms"
 
 
+def print_table(header, rows):
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    for row in [header] + rows:
+        print("  ".join(str(v).rjust(w) for v, w in zip(row, widths)))
+
+
 def print_summary(report):
     meta = report["meta"]
     print(f"\nSTNM forward+backward on {meta['device_name']} (torch {meta['torch']}); "
-          f"floor basis: {meta['floor_basis'] or 'n/a'}")
-    header = ["case", "floor", "ref eager", "ref compiled", "ext eager", "ext compiled",
-              "ext vs ref", "ext/floor"]
+          f"floor basis: {meta['floor_basis'] or 'n/a'}; ext = variant {meta['variants'][0]!r}")
     rows = []
     for case in report["cases"]:
         t, err = case["timings_ms"], case["errors"]
@@ -246,9 +343,20 @@ def print_summary(report):
                      cell("ref_compiled"), cell("ext_eager"), cell("ext_compiled"),
                      f"{case['speedup_ext_vs_ref_eager']:.1f}x" if "speedup_ext_vs_ref_eager" in case else "-",
                      f"{case['ext_eager_over_floor']:.2f}" if "ext_eager_over_floor" in case else "-"])
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    for row in [header] + rows:
-        print("  ".join(str(v).rjust(w) for v, w in zip(row, widths)))
+    print_table(["case", "floor", "ref eager", "ref compiled", "ext eager", "ext compiled",
+                 "ext vs ref", "ext/floor"], rows)
+    rows = []
+    for case in report["cases"]:
+        for label, v in case["variants"].items():
+            rows.append(["x".join(map(str, case["shape"])), label, fmt(v["fwd_bwd_ms"]), fmt(v["fwd_ms"]),
+                         fmt(v["bwd_ms"]), fmt(v.get("fwd_device_ms")), fmt(v.get("bwd_device_ms")),
+                         f"{v['speedup_vs_ref_eager']:.1f}x" if "speedup_vs_ref_eager" in v else "-",
+                         f"{v['over_floor']:.2f}" if "over_floor" in v else "-",
+                         f"{v['max_rel_error_vs_ref']:.0e}"])
+    if rows:
+        print("\nKernel variants (fwd and bwd alone; device = CUDA-graph replay, no host share):")
+        print_table(["case", "variant", "fwd+bwd", "fwd", "bwd", "fwd device", "bwd device",
+                     "vs ref", "/floor", "max err"], rows)
     for case in report["cases"]:
         for name, message in case["errors"].items():
             print(f"  {'x'.join(map(str, case['shape']))} {name}: {message}")
@@ -264,6 +372,9 @@ def main(argv=None):
                         choices=["cuda", "cpu"])
     parser.add_argument("--cases", type=parse_case, nargs="+", default=CASES,
                         help="shapes BxCxHxW (default: the four issue cases)")
+    parser.add_argument("--variants", nargs="+", default=["default"],
+                        help=f"{KERNEL_SETTING} settings to compare, e.g. default generic "
+                             "dense,fwd_px=4 (the first is reported as 'ext eager')")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
     parser.add_argument("--peak-gbps", type=float, default=None, help="memory bandwidth for the floor")
@@ -286,8 +397,10 @@ def main(argv=None):
         "peak_gbps": peak / 1e9 if peak else None, "peak_source": peak_source,
         "measured_copy_gbps": copy / 1e9,
         "floor_basis": peak_source or "measured copy bandwidth",
+        "variants": args.variants,
         "timing": {"warmup": warmup, "repeats": repeats, "iters_per_repeat": iters,
-                   "statistic": "median over repeats of the mean per iteration"},
+                   "statistic": "median over repeats of the mean per iteration",
+                   "device_time": f"{GRAPH_CALLS} calls captured in one CUDA graph, replayed"},
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     cases = []

@@ -44,6 +44,7 @@ def environment():
         ("JIT cache", str(_build.cache_root())),
         ("source hash", _sources.source_hash()),
         ("GANREPRO_OPS", os.environ.get("GANREPRO_OPS", "(unset: auto)")),
+        ("GANREPRO_STNM_CUDA", os.environ.get("GANREPRO_STNM_CUDA", "(unset: default CUDA kernels)")),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
@@ -90,11 +91,13 @@ def active_implementations():
     return devices
 
 
-def correctness(device, impl):
+def correctness(device, impl, label=""):
     """ext (or ref) vs the reference: float64 for everything, float32 for all but d/dtheta.
 
     In float32, d/dtheta may differ where a sample sits on a pixel boundary
-    (the bilinear sample has a kink there), so it is compared in float64.
+    (the bilinear sample has a kink there), so it is compared in float64.  On
+    CUDA, float64 runs the generic kernels and float32 (3 channels, contiguous)
+    the dense ones unless GANREPRO_STNM_CUDA says otherwise.
     """
     gen = torch.Generator().manual_seed(0)
     shape = (4, 3, 24, 20)
@@ -119,9 +122,23 @@ def correctness(device, impl):
                 worst = max(worst, ((a - b).abs().max() / b.abs().max().clamp_min(1)).item())
         passed = worst < tolerance
         ok &= passed
-        print(f"  {impl} on {device}, {str(dtype)[6:]}: max relative error vs reference "
+        print(f"  {impl}{label} on {device}, {str(dtype)[6:]}: max relative error vs reference "
               f"{worst:.1e}  {'OK' if passed else 'FAIL'}")
     return ok
+
+
+def generic_cuda_kernels_check(impl):
+    """The float32 check again with the generic CUDA kernels forced, so that both kernel
+    families are checked (float64 always runs the generic ones)."""
+    old = os.environ.get("GANREPRO_STNM_CUDA")
+    os.environ["GANREPRO_STNM_CUDA"] = "generic"
+    try:
+        return correctness("cuda", impl, label=" (GANREPRO_STNM_CUDA=generic)")
+    finally:
+        if old is None:
+            del os.environ["GANREPRO_STNM_CUDA"]
+        else:
+            os.environ["GANREPRO_STNM_CUDA"] = old
 
 
 def main():
@@ -141,6 +158,8 @@ def main():
     for device in devices:
         usable = status.loaded and (device == "cpu" or status.has_cuda)
         ok &= correctness(device, "ext" if usable else "ref")
+        if device == "cuda" and usable:
+            ok &= generic_cuda_kernels_check("ext")
     sys.exit(0 if ok else 1)
 
 

@@ -1,7 +1,8 @@
-"""Python-side registrations for the C++ ops: fake kernels, autograd, autocast.
+"""Python-side registrations for the C++ ops: fake kernels and autocast.
 
-They must run after the compiled library has defined the ops, so _build.load
-calls register() right after loading it.
+Autograd is registered in C++ (csrc/stnm_autograd.cpp), where it costs no
+interpreter time per call.  These must run after the compiled library has
+defined the ops, so _build.load calls register() right after loading it.
 """
 import torch
 
@@ -15,9 +16,6 @@ def register() -> None:
     _lib = torch.library.Library("ganrepro", "FRAGMENT")
     torch.library.register_fake("ganrepro::stnm", _stnm_fake, lib=_lib)
     torch.library.register_fake("ganrepro::stnm_backward", _stnm_backward_fake, lib=_lib)
-    torch.library.register_autograd(
-        "ganrepro::stnm", _backward, setup_context=_setup_context, lib=_lib
-    )
     for device_type in ("cuda", "cpu"):
         _register_autocast(device_type)
 
@@ -71,27 +69,6 @@ def _stnm_backward_fake(grad_out, canvas, fg, mask, theta, mask_grad_full):
         _empty_in_layout_of(mask),
         theta.new_empty((theta.shape[0], 2, 3)),
     )
-
-
-# ----------------------------------------------------------------------------------------
-# Autograd: the backward is its own op, so it is visible to torch.compile.
-# The forward saves only its inputs (no intermediate buffers): the backward
-# kernel recomputes the sampling footprint, which costs less memory traffic
-# than writing and re-reading the sampled mask and foreground.
-
-
-def _setup_context(ctx, inputs, output):
-    canvas, fg, mask, theta, mask_grad_full = inputs
-    ctx.save_for_backward(canvas, fg, mask, theta)
-    ctx.mask_grad_full = mask_grad_full
-
-
-def _backward(ctx, grad_out):
-    canvas, fg, mask, theta = ctx.saved_tensors
-    grads = torch.ops.ganrepro.stnm_backward.default(
-        grad_out, canvas, fg, mask, theta, ctx.mask_grad_full
-    )
-    return grads[0], grads[1], grads[2], grads[3], None
 
 
 # ----------------------------------------------------------------------------------------

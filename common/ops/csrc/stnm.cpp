@@ -4,13 +4,10 @@
 //   stnm(canvas, fg, mask, theta, mask_grad_full) -> out
 //   stnm_backward(grad_out, canvas, fg, mask, theta, mask_grad_full)
 //       -> (grad_canvas, grad_fg, grad_mask, grad_theta)
-// Fake kernels, autograd and autocast are registered from Python
-// (common/ops/_registry.py) once this library is loaded.
+// Autograd is registered in C++ (stnm_autograd.cpp); fake kernels and the
+// autocast rule from Python (common/ops/_registry.py) once this library is loaded.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
-#include <ATen/core/dispatch/Dispatcher.h>
-#include <ATen/core/grad_mode.h>
-#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
@@ -102,11 +99,13 @@ struct PlainAdd {
 template <int G, typename T>
 void forward_cpu_kernel(const ForwardArgs<T>& a) {
   const Shape s = a.shape;
+  const auto grid = make_grid<T, int64_t>(s);
   const int64_t rows_per_task = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, s.W * s.C));
   at::parallel_for(0, s.B * s.H, rows_per_task, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t b = r / s.H, i = r % s.H;
-      for (int64_t j = 0; j < s.W; ++j) forward_pixel<G>(a, b, i, j);
+      const Pose<T> pose = pose_of(a.theta, b);
+      for (int64_t j = 0; j < s.W; ++j) forward_pixel<G>(a, grid, pose, b, i, j);
     }
   });
 }
@@ -114,13 +113,15 @@ void forward_cpu_kernel(const ForwardArgs<T>& a) {
 template <int G, typename T>
 void backward_cpu_kernel(const BackwardArgs<T>& a) {
   const Shape s = a.shape;
+  const auto grid = make_grid<T, int64_t>(s);
   // Batch elements scatter into disjoint gradient planes, so splitting the
   // work by batch needs no atomics.  d/dtheta is summed in double.
   at::parallel_for(0, s.B, 1, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       double acc[6] = {0, 0, 0, 0, 0, 0};
+      const Pose<T> pose = pose_of(a.theta, b);
       for (int64_t i = 0; i < s.H; ++i) {
-        for (int64_t j = 0; j < s.W; ++j) backward_pixel<G>(a, b, i, j, acc, PlainAdd{});
+        for (int64_t j = 0; j < s.W; ++j) backward_pixel<G>(a, grid, pose, b, i, j, acc, PlainAdd{});
       }
       for (int k = 0; k < 6; ++k) a.grad_theta[b * 6 + k] = static_cast<T>(acc[k]);
     }
@@ -164,27 +165,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> stnm_backward_cpu(
   return {grad_canvas, grad_fg, grad_mask, grad_theta};
 }
 
-using BackwardFn = decltype(stnm_backward_cpu);
-
-// Autograd kernel of stnm_backward.  The backward is first-order only; without
-// this kernel, create_graph=True would merely warn and fail later, elsewhere.
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> stnm_backward_autograd(
-    const at::Tensor& grad_out, const at::Tensor& canvas, const at::Tensor& fg,
-    const at::Tensor& mask, const at::Tensor& theta, bool mask_grad_full) {
-  const bool needs_graph =
-      at::GradMode::is_enabled() && (grad_out.requires_grad() || canvas.requires_grad() ||
-                                     fg.requires_grad() || mask.requires_grad() ||
-                                     theta.requires_grad());
-  TORCH_CHECK(!needs_graph,
-              "ganrepro::stnm: double backward (create_graph=True through the compiled op) is "
-              "not supported; use stnm(..., impl='ref') where second derivatives are needed");
-  const c10::impl::ExcludeDispatchKeyGuard no_autograd(c10::autograd_dispatch_keyset);
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("ganrepro::stnm_backward", "")
-                             .typed<BackwardFn>();
-  return op.call(grad_out, canvas, fg, mask, theta, mask_grad_full);
-}
-
 }  // namespace
 }  // namespace stnm
 }  // namespace ganrepro
@@ -202,8 +182,4 @@ TORCH_LIBRARY(ganrepro, m) {
 TORCH_LIBRARY_IMPL(ganrepro, CPU, m) {
   m.impl("stnm", &ganrepro::stnm::stnm_cpu);
   m.impl("stnm_backward", &ganrepro::stnm::stnm_backward_cpu);
-}
-
-TORCH_LIBRARY_IMPL(ganrepro, Autograd, m) {
-  m.impl("stnm_backward", &ganrepro::stnm::stnm_backward_autograd);
 }

@@ -1,90 +1,44 @@
-// CUDA kernels of STNM.  The per-pixel math lives in stnm_math.h and is shared
-// with the CPU kernel; this file adds the thread layout, the atomic scatter of
-// grad_fg / grad_mask and the block reduction of d/dtheta.
+// Generic CUDA kernels of STNM: any strides, float32 or float64, int64 indexing,
+// one output pixel per thread.  They serve float64 (gradcheck) and tensors the
+// dense kernels (stnm_cuda_dense.cu) cannot address with 32-bit offsets.  The
+// per-pixel math lives in stnm_math.h and is shared with the CPU kernel; this
+// file adds the thread layout, the atomic scatter of grad_fg / grad_mask and the
+// block reduction of d/dtheta.
+#include <atomic>
+
 #include "stnm_cuda.h"
+#include "stnm_cuda_device.h"
 
 namespace ganrepro {
 namespace stnm {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int kWarps = kThreads / 32;
-constexpr int kMaxGridY = 65535;
-// When the backward kernel splits images over blocks, it aims for this many
-// blocks per SM in total.
+// When the backward splits images over blocks, it aims for this many blocks
+// per SM in total.
 constexpr int kBlocksPerSm = 8;
-// Images up to this many output pixels (16 per thread) take one block each.
+// Images up to this many output pixels take one block each (16 per thread).
 constexpr int64_t kOwnImagePixels = 4096;
-
-template <typename T>
-__device__ __forceinline__ void atomic_add(T* p, T v) {
-  atomicAdd(p, v);
-}
-
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 600
-// Native double atomicAdd needs sm_60; older targets use a compare-and-swap loop.
-template <>
-__device__ __forceinline__ void atomic_add<double>(double* p, double v) {
-  auto* address = reinterpret_cast<unsigned long long*>(p);
-  unsigned long long old = *address, assumed;
-  do {
-    assumed = old;
-    old = atomicCAS(address, assumed,
-                    __double_as_longlong(v + __longlong_as_double(assumed)));
-  } while (assumed != old);
-}
-#endif
 
 struct AtomicAdd {
   template <typename T>
   __device__ __forceinline__ void operator()(T* p, T v) const { atomic_add(p, v); }
 };
 
-template <typename T>
-__device__ __forceinline__ T warp_sum(T v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-// Sums acc[0..5] over the block; thread 0 ends up with the totals.
-template <typename T>
-__device__ void block_sum6(T acc[6]) {
-  __shared__ T partial[6][kWarps];
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-#pragma unroll
-  for (int k = 0; k < 6; ++k) acc[k] = warp_sum(acc[k]);
-  if (lane == 0) {
-#pragma unroll
-    for (int k = 0; k < 6; ++k) partial[k][warp] = acc[k];
-  }
-  __syncthreads();
-  if (warp == 0) {
-#pragma unroll
-    for (int k = 0; k < 6; ++k) acc[k] = warp_sum(lane < kWarps ? partial[k][lane] : T(0));
-  }
-  __syncthreads();  // `partial` is reused for the next batch element
-}
-
 // Grid: x walks the pixels of one image, y walks the batch.  Asking for three
 // resident blocks per SM keeps more loads in flight; it costs no spills in
 // float32 (the backward would spill, so it keeps the compiler's choice).
 template <int G, typename T>
 __global__ void __launch_bounds__(kThreads, 3) forward_kernel(const ForwardArgs<T> a) {
+  const auto grid = make_grid<T, int64_t>(a.shape);
   const int W = static_cast<int>(a.shape.W);
   const int hw = static_cast<int>(a.shape.H * a.shape.W);
   for (int64_t b = blockIdx.y; b < a.shape.B; b += gridDim.y) {
+    const Pose<T> pose = pose_of(a.theta, b);
     for (int r = blockIdx.x * kThreads + threadIdx.x; r < hw; r += gridDim.x * kThreads) {
       const int i = r / W;
-      forward_pixel<G>(a, b, i, r - i * W);
+      forward_pixel<G>(a, grid, pose, b, i, r - i * W);
     }
   }
-}
-
-template <typename T>
-__device__ void zero_run(T* p, int64_t n) {
-  for (int64_t e = threadIdx.x; e < n; e += kThreads) p[e] = T(0);
 }
 
 // Two modes, chosen by the launcher:
@@ -95,6 +49,7 @@ __device__ void zero_run(T* p, int64_t n) {
 //    gradients and each block adds its d/dtheta partial sums atomically.
 template <int G, typename T>
 __global__ void __launch_bounds__(kThreads) backward_kernel(const BackwardArgs<T> a) {
+  const auto grid = make_grid<T, int64_t>(a.shape);
   const int W = static_cast<int>(a.shape.W);
   const int hw = static_cast<int>(a.shape.H * a.shape.W);
   const bool own_image = gridDim.x == 1;
@@ -104,29 +59,40 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const BackwardArgs<T
       zero_run(a.grad_mask.data + b * a.grad_mask.sb, a.shape.Hf * a.shape.Wf);
       __syncthreads();
     }
+    const Pose<T> pose = pose_of(a.theta, b);
     T acc[6] = {T(0), T(0), T(0), T(0), T(0), T(0)};
     for (int r = blockIdx.x * kThreads + threadIdx.x; r < hw; r += gridDim.x * kThreads) {
       const int i = r / W;
-      backward_pixel<G>(a, b, i, r - i * W, acc, AtomicAdd{});
+      backward_pixel<G>(a, grid, pose, b, i, r - i * W, acc, AtomicAdd{});
     }
-    block_sum6(acc);
-    if (threadIdx.x == 0) {
-      T* grad_theta = a.grad_theta + b * 6;
-#pragma unroll
-      for (int k = 0; k < 6; ++k) {
-        if (own_image) {
-          grad_theta[k] = acc[k];
-        } else {
-          atomic_add(grad_theta + k, acc[k]);
-        }
-      }
-    }
+    write_grad_theta(a.grad_theta + b * 6, acc, own_image);
   }
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
+
+cudaError_t multiprocessor_count(int* count) {
+  // Cached: the attribute query is cheap but not free, and this runs per call.
+  static std::atomic<int> cached[64] = {};
+  int device = 0;
+  cudaError_t status = cudaGetDevice(&device);
+  if (status != cudaSuccess) return status;
+  if (device >= 0 && device < 64 && (*count = cached[device].load()) > 0) return cudaSuccess;
+  status = cudaDeviceGetAttribute(count, cudaDevAttrMultiProcessorCount, device);
+  if (status == cudaSuccess && device >= 0 && device < 64) cached[device].store(*count);
+  return status;
+}
+
+bool backward_owns_images(CudaConfig::Images images, int64_t batch, int64_t pixels,
+                          int sm_count) {
+  if (images != CudaConfig::kAuto) return images == CudaConfig::kOwnImage;
+  // A block per batch element when the batch alone fills the GPU, or when an
+  // image is small enough for one block to finish it quickly.  This mode needs
+  // no memset launches, which is what matters for small, launch-bound calls.
+  return batch >= sm_count || pixels <= kOwnImagePixels;
+}
 
 template <typename T>
 cudaError_t launch_forward(const ForwardArgs<T>& a, cudaStream_t stream) {
@@ -142,19 +108,15 @@ cudaError_t launch_forward(const ForwardArgs<T>& a, cudaStream_t stream) {
 
 template <typename T>
 cudaError_t launch_backward(const BackwardArgs<T>& a, size_t grad_fg_bytes,
-                            size_t grad_mask_bytes, cudaStream_t stream) {
-  int device = 0, sm_count = 0;
-  cudaError_t status = cudaGetDevice(&device);
-  if (status == cudaSuccess)
-    status = cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device);
+                            size_t grad_mask_bytes, CudaConfig::Images images,
+                            cudaStream_t stream) {
+  int sm_count = 0;
+  cudaError_t status = multiprocessor_count(&sm_count);
   if (status != cudaSuccess) return status;
   const int64_t B = a.shape.B;
   const int64_t hw = a.shape.H * a.shape.W;
   const size_t grad_theta_bytes = static_cast<size_t>(B) * 6 * sizeof(T);
-  // A block per batch element when the batch alone fills the GPU, or when an
-  // image is small enough for one block to finish it quickly.  This mode needs
-  // no memset launches, which is what matters for small, launch-bound calls.
-  const bool own_image = B >= sm_count || hw <= kOwnImagePixels;
+  const bool own_image = backward_owns_images(images, B, hw, sm_count);
   int64_t blocks_x = 1;
   if (!own_image || B == 0 || hw == 0) {
     cudaError_t err = cudaSuccess;
@@ -180,9 +142,9 @@ cudaError_t launch_backward(const BackwardArgs<T>& a, size_t grad_fg_bytes,
 template cudaError_t launch_forward<float>(const ForwardArgs<float>&, cudaStream_t);
 template cudaError_t launch_forward<double>(const ForwardArgs<double>&, cudaStream_t);
 template cudaError_t launch_backward<float>(const BackwardArgs<float>&, size_t, size_t,
-                                            cudaStream_t);
+                                            CudaConfig::Images, cudaStream_t);
 template cudaError_t launch_backward<double>(const BackwardArgs<double>&, size_t, size_t,
-                                             cudaStream_t);
+                                             CudaConfig::Images, cudaStream_t);
 
 }  // namespace stnm
 }  // namespace ganrepro

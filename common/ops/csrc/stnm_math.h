@@ -2,8 +2,12 @@
 //
 // Everything here is plain C++ that compiles both with a host compiler and
 // with nvcc (as __host__ __device__).  The CPU kernel, which the CPU test suite
-// checks against the pure-PyTorch reference, runs exactly these functions, so
-// the CUDA kernel only adds thread indexing and reductions on top of them.
+// checks against the pure-PyTorch reference, runs exactly these functions, and
+// both CUDA paths (the generic strided one and the dense float32 one) build on
+// the same pieces: footprint(), the tap helpers, composite(), backward_channel()
+// and theta_terms().  The CUDA kernels only add thread indexing, memory access
+// and reductions on top.  Index arithmetic is templated on the index type `I`:
+// int64_t for the generic paths, int32_t for the dense CUDA path.
 //
 // Conventions (see docs/custom_ops.md):
 //   canvas, out: (B, C, H, W); fg: (B, C, Hf, Wf); mask: (B, 1, Hf, Wf);
@@ -75,60 +79,92 @@ STNM_HD double floor_of(double v) { return floor(v); }
 STNM_HD float clamp_to(float v, float lo, float hi) { return fminf(fmaxf(v, lo), hi); }
 STNM_HD double clamp_to(double v, double lo, double hi) { return fmin(fmax(v, lo), hi); }
 
+// Constants of one launch: the output grid and the source size.
+template <typename T, typename I>
+struct Grid {
+  I H, W, Hf, Wf;
+  T step_x, step_y;    // spacing of the normalised output grid, 2 / (n - 1)
+  T half_wf, half_hf;  // (Wf - 1) / 2, (Hf - 1) / 2: normalised -> source pixels
+};
+
+template <typename T, typename I>
+STNM_HD Grid<T, I> make_grid(const Shape& s) {
+  Grid<T, I> g;
+  g.H = static_cast<I>(s.H);
+  g.W = static_cast<I>(s.W);
+  g.Hf = static_cast<I>(s.Hf);
+  g.Wf = static_cast<I>(s.Wf);
+  g.step_x = s.W > 1 ? T(2) / T(s.W - 1) : T(0);
+  g.step_y = s.H > 1 ? T(2) / T(s.H - 1) : T(0);
+  g.half_wf = T(s.Wf - 1) * T(0.5);
+  g.half_hf = T(s.Hf - 1) * T(0.5);
+  return g;
+}
+
 // Base grid of affine_grid(align_corners=True): linspace(-1, 1, n), or 0 when
 // n == 1.  Same formula as torch.linspace (each half counted from its own end),
 // so the two ends are exactly -1 and 1.
-template <typename T>
-STNM_HD T base_coord(int64_t i, int64_t n) {
+template <typename T, typename I>
+STNM_HD T base_coord(I i, I n, T step) {
   if (n <= 1) return T(0);
-  const T step = T(2) / T(n - 1);
   return i < n / 2 ? T(-1) + step * T(i) : T(1) - step * T(n - 1 - i);
+}
+
+// theta of one batch element: x_src = a xn + b yn + c,  y_src = d xn + e yn + f.
+template <typename T>
+struct Pose {
+  T a, b, c, d, e, f;
+};
+
+template <typename T>
+STNM_HD Pose<T> pose_of(const ThetaView<T>& theta, int64_t batch) {
+  const T* t = theta.data + batch * theta.sb;
+  return {t[0], t[theta.sc], t[2 * theta.sc],
+          t[theta.sr], t[theta.sr + theta.sc], t[theta.sr + 2 * theta.sc]};
 }
 
 // Where one output pixel samples the source, and with which weights.
 // Taps are ordered TL, TR, BL, BR: (y0, x0), (y0, x0+1), (y0+1, x0), (y0+1, x0+1).
-template <typename T>
+template <typename T, typename I>
 struct Footprint {
-  T xn, yn;          // normalised output position (needed by d/dtheta)
-  int64_t x0, y0;    // top-left tap in source pixels
-  T ax, ay;          // position inside the 2x2 cell, in [0, 1)
-  T w[4];            // bilinear weights
-  bool in[4];        // tap lies inside the source; outside taps read as zero
+  T xn, yn;     // normalised output position (needed by d/dtheta)
+  I x0, y0;     // top-left tap in source pixels
+  T ax, ay;     // position inside the 2x2 cell, in [0, 1)
+  T w[4];       // bilinear weights
+  bool in[4];   // tap lies inside the source; outside taps read as zero
 };
 
-template <typename T>
-STNM_HD Footprint<T> footprint(const ThetaView<T>& theta, const Shape& s,
-                               int64_t b, int64_t i, int64_t j) {
-  Footprint<T> f;
-  f.xn = base_coord<T>(j, s.W);
-  f.yn = base_coord<T>(i, s.H);
-  const T* t = theta.data + b * theta.sb;
-  const T gx = t[0] * f.xn + t[theta.sc] * f.yn + t[2 * theta.sc];
-  const T gy = t[theta.sr] * f.xn + t[theta.sr + theta.sc] * f.yn + t[theta.sr + 2 * theta.sc];
+template <typename T, typename I>
+STNM_HD Footprint<T, I> footprint(const Pose<T>& p, const Grid<T, I>& g, I i, I j) {
+  Footprint<T, I> f;
+  f.xn = base_coord(j, g.W, g.step_x);
+  f.yn = base_coord(i, g.H, g.step_y);
+  const T gx = p.a * f.xn + p.b * f.yn + p.c;
+  const T gy = p.d * f.xn + p.e * f.yn + p.f;
   // align_corners=True: -1 and 1 are the centres of the first and last pixels.
-  const T x_raw = (gx + T(1)) * (T(s.Wf - 1) * T(0.5));
-  const T y_raw = (gy + T(1)) * (T(s.Hf - 1) * T(0.5));
+  const T x_raw = (gx + T(1)) * g.half_wf;
+  const T y_raw = (gy + T(1)) * g.half_hf;
   // Clamping keeps the integer conversion defined for far-away positions; two
   // pixels outside, every tap is already out of the source.  A NaN or infinite
   // position still has to poison the result, as it does in the reference:
   // `poison` is 0 for finite positions and NaN otherwise.
-  const T x = clamp_to(x_raw, T(-2), T(s.Wf + 1));
-  const T y = clamp_to(y_raw, T(-2), T(s.Hf + 1));
+  const T x = clamp_to(x_raw, T(-2), T(g.Wf + 1));
+  const T y = clamp_to(y_raw, T(-2), T(g.Hf + 1));
   const T poison = (x_raw - x_raw) + (y_raw - y_raw);
   const T fx = floor_of(x);
   const T fy = floor_of(y);
-  f.x0 = static_cast<int64_t>(fx);
-  f.y0 = static_cast<int64_t>(fy);
+  f.x0 = static_cast<I>(fx);
+  f.y0 = static_cast<I>(fy);
   f.ax = x - fx + poison;
   f.ay = y - fy + poison;
   f.w[0] = (T(1) - f.ax) * (T(1) - f.ay);
   f.w[1] = f.ax * (T(1) - f.ay);
   f.w[2] = (T(1) - f.ax) * f.ay;
   f.w[3] = f.ax * f.ay;
-  const bool x0_in = f.x0 >= 0 && f.x0 < s.Wf;
-  const bool x1_in = f.x0 + 1 >= 0 && f.x0 + 1 < s.Wf;
-  const bool y0_in = f.y0 >= 0 && f.y0 < s.Hf;
-  const bool y1_in = f.y0 + 1 >= 0 && f.y0 + 1 < s.Hf;
+  const bool x0_in = f.x0 >= 0 && f.x0 < g.Wf;
+  const bool x1_in = f.x0 + 1 >= 0 && f.x0 + 1 < g.Wf;
+  const bool y0_in = f.y0 >= 0 && f.y0 < g.Hf;
+  const bool y1_in = f.y0 + 1 >= 0 && f.y0 + 1 < g.Hf;
   f.in[0] = y0_in && x0_in;
   f.in[1] = y0_in && x1_in;
   f.in[2] = y1_in && x0_in;
@@ -137,41 +173,93 @@ STNM_HD Footprint<T> footprint(const ThetaView<T>& theta, const Shape& s,
 }
 
 // Offsets of the four taps inside one (b, c) plane of a strided tensor.
-template <typename T>
-STNM_HD void tap_offsets(const Footprint<T>& f, int64_t sh, int64_t sw, int64_t off[4]) {
+template <typename T, typename I>
+STNM_HD void tap_offsets(const Footprint<T, I>& f, I sh, I sw, I off[4]) {
   off[0] = f.y0 * sh + f.x0 * sw;
   off[1] = off[0] + sw;
   off[2] = off[0] + sh;
   off[3] = off[2] + sw;
 }
 
-template <typename T>
-STNM_HD void load_taps(const T* plane, const Footprint<T>& f, const int64_t off[4], T v[4]) {
+template <typename T, typename I>
+STNM_HD void load_taps(const T* plane, const Footprint<T, I>& f, const I off[4], T v[4]) {
 STNM_UNROLL
   for (int k = 0; k < 4; ++k) v[k] = f.in[k] ? plane[off[k]] : T(0);
 }
 
-template <typename T>
-STNM_HD T interpolate(const Footprint<T>& f, const T v[4]) {
+template <typename T, typename I>
+STNM_HD T interpolate(const Footprint<T, I>& f, const T v[4]) {
   return f.w[0] * v[0] + f.w[1] * v[1] + f.w[2] * v[2] + f.w[3] * v[3];
 }
 
 // Derivatives of the bilinear sample with respect to the source position, in
 // source pixels (outside taps contribute their zero value, as in zero padding).
-template <typename T>
-STNM_HD T d_dx(const Footprint<T>& f, const T v[4]) {
+template <typename T, typename I>
+STNM_HD T d_dx(const Footprint<T, I>& f, const T v[4]) {
   return (T(1) - f.ay) * (v[1] - v[0]) + f.ay * (v[3] - v[2]);
 }
-template <typename T>
-STNM_HD T d_dy(const Footprint<T>& f, const T v[4]) {
+template <typename T, typename I>
+STNM_HD T d_dy(const Footprint<T, I>& f, const T v[4]) {
   return (T(1) - f.ax) * (v[2] - v[0]) + f.ax * (v[3] - v[1]);
+}
+
+// out_c = m * f_c + (1 - m) * canvas_c.
+template <typename T>
+STNM_HD T composite(T m, T f, T bg) {
+  return m * f + (T(1) - m) * bg;
+}
+
+// Running sums of one output pixel's backward over its channels.
+template <typename T>
+struct PixelGrad {
+  T m = T(0);  // dL/dm (the sampled mask)
+  T x = T(0);  // dL/d(source x), so far through the appearance only
+  T y = T(0);
+};
+
+// One channel's share of the backward at one pixel, given the channel's taps v,
+// grad_out g and canvas bg there, and the sampled mask m.  Returns
+// dL/d(sampled fg_c), which the caller scatters to the taps with weights f.w,
+// and sets dL/d(canvas_c).
+//
+// d out_c / d position = m * d f_c / d position + (f_c - canvas_c) * d m / d position.
+// The original LR-GAN kernel kept only the first term; theta_terms adds the second
+// when mask_grad_full.
+template <typename T, typename I>
+STNM_HD T backward_channel(const Footprint<T, I>& f, const T v[4], T g, T bg, T m,
+                           T& grad_canvas, PixelGrad<T>& pg) {
+  grad_canvas = g * (T(1) - m);
+  pg.m += g * (interpolate(f, v) - bg);
+  const T gf = g * m;
+  pg.x += gf * d_dx(f, v);
+  pg.y += gf * d_dy(f, v);
+  return gf;
+}
+
+// Adds one pixel's six d/dtheta terms to acc (mask taps mv, all channels done).
+template <typename T, typename I, typename Acc>
+STNM_HD void theta_terms(const Footprint<T, I>& f, const T mv[4], const Grid<T, I>& g,
+                         bool mask_grad_full, PixelGrad<T> pg, Acc acc[6]) {
+  if (mask_grad_full) {
+    pg.x += pg.m * d_dx(f, mv);
+    pg.y += pg.m * d_dy(f, mv);
+  }
+  // Chain rule through x = (gx + 1) (Wf - 1) / 2 and gx = t00 xn + t01 yn + t02.
+  const T gx = pg.x * g.half_wf;
+  const T gy = pg.y * g.half_hf;
+  acc[0] += gx * f.xn;
+  acc[1] += gx * f.yn;
+  acc[2] += gx;
+  acc[3] += gy * f.xn;
+  acc[4] += gy * f.yn;
+  acc[5] += gy;
 }
 
 // Channels are handled in groups of G: a group issues all of its loads before
 // any store or atomic, which keeps several loads in flight per GPU thread.
 // G is a compile-time constant so that no registers go to unused channels;
 // with_channel_group picks it (1 for masks/MNIST, 3 for RGB, else 4) and is the
-// single rule used by both the CPU and the CUDA launchers.
+// single rule used by the CPU and the CUDA launchers.
 template <typename Fn>
 void with_channel_group(int64_t channels, Fn&& fn) {
   if (channels == 1) {
@@ -183,10 +271,15 @@ void with_channel_group(int64_t channels, Fn&& fn) {
   }
 }
 
+// ----------------------------------------------------------------------------
+// The generic strided path (CPU kernel and generic CUDA kernel): one pixel at a
+// time, int64 indices, any strides and float or double.
+
 // out = m * f + (1 - m) * canvas at output pixel (b, i, j), all channels.
 template <int G, typename T>
-STNM_HD void forward_pixel(const ForwardArgs<T>& a, int64_t b, int64_t i, int64_t j) {
-  const Footprint<T> f = footprint(a.theta, a.shape, b, i, j);
+STNM_HD void forward_pixel(const ForwardArgs<T>& a, const Grid<T, int64_t>& grid,
+                           const Pose<T>& pose, int64_t b, int64_t i, int64_t j) {
+  const Footprint<T, int64_t> f = footprint(pose, grid, i, j);
   int64_t off[4];
   T mv[4];
   tap_offsets(f, a.mask.sh, a.mask.sw, off);
@@ -210,7 +303,7 @@ STNM_UNROLL
     const T m = interpolate(f, mv);
 STNM_UNROLL
     for (int k = 0; k < G; ++k) {
-      if (c0 + k < C) out[(c0 + k) * a.out.sc] = m * interpolate(f, v[k]) + (T(1) - m) * bg[k];
+      if (c0 + k < C) out[(c0 + k) * a.out.sc] = composite(m, interpolate(f, v[k]), bg[k]);
     }
   }
 }
@@ -219,13 +312,11 @@ STNM_UNROLL
 // pixel owns its canvas pixel); grad_fg and grad_mask are scattered to the
 // four taps through `add` (a plain += on the CPU, atomicAdd on the GPU); the
 // six d/dtheta terms are added to `acc` for the caller to reduce.
-//
-// d out_c / d position = m * d f_c / d position + (f_c - canvas_c) * d m / d position.
-// The original LR-GAN kernel kept only the first term; mask_grad_full selects both.
 template <int G, typename T, typename Acc, typename Add>
-STNM_HD void backward_pixel(const BackwardArgs<T>& a, int64_t b, int64_t i, int64_t j,
-                            Acc acc[6], Add add) {
-  const Footprint<T> f = footprint(a.theta, a.shape, b, i, j);
+STNM_HD void backward_pixel(const BackwardArgs<T>& a, const Grid<T, int64_t>& grid,
+                            const Pose<T>& pose, int64_t b, int64_t i, int64_t j, Acc acc[6],
+                            Add add) {
+  const Footprint<T, int64_t> f = footprint(pose, grid, i, j);
   int64_t off[4];
   T mv[4];
   tap_offsets(f, a.mask.sh, a.mask.sw, off);
@@ -241,9 +332,7 @@ STNM_HD void backward_pixel(const BackwardArgs<T>& a, int64_t b, int64_t i, int6
   int64_t grad_off[4];
   tap_offsets(f, a.grad_fg.sh, a.grad_fg.sw, grad_off);
 
-  T grad_m = T(0);  // dL/dm at this pixel
-  T grad_x = T(0);  // dL/d(source x) through the appearance
-  T grad_y = T(0);
+  PixelGrad<T> pg;
   const int64_t C = a.shape.C;
   for (int64_t c0 = 0; c0 < C; c0 += G) {
     T v[G][4];
@@ -261,16 +350,14 @@ STNM_UNROLL
 STNM_UNROLL
     for (int k = 0; k < G; ++k) {
       if (c0 + k >= C) continue;
-      grad_canvas[(c0 + k) * a.grad_canvas.sc] = gc[k] * (T(1) - m);
-      grad_m += gc[k] * (interpolate(f, v[k]) - bg[k]);
-      const T gf = gc[k] * m;  // dL/d(sampled fg)
+      T d_canvas;
+      const T gf = backward_channel(f, v[k], gc[k], bg[k], m, d_canvas, pg);
+      grad_canvas[(c0 + k) * a.grad_canvas.sc] = d_canvas;
       T* plane = grad_fg + (c0 + k) * a.grad_fg.sc;
 STNM_UNROLL
       for (int t = 0; t < 4; ++t) {
         if (f.in[t]) add(plane + grad_off[t], f.w[t] * gf);
       }
-      grad_x += gf * d_dx(f, v[k]);
-      grad_y += gf * d_dy(f, v[k]);
     }
   }
 
@@ -278,22 +365,9 @@ STNM_UNROLL
   T* grad_mask = a.grad_mask.data + b * a.grad_mask.sb;
 STNM_UNROLL
   for (int t = 0; t < 4; ++t) {
-    if (f.in[t]) add(grad_mask + grad_off[t], f.w[t] * grad_m);
+    if (f.in[t]) add(grad_mask + grad_off[t], f.w[t] * pg.m);
   }
-  if (a.mask_grad_full) {
-    grad_x += grad_m * d_dx(f, mv);
-    grad_y += grad_m * d_dy(f, mv);
-  }
-
-  // Chain rule through x = (gx + 1) (Wf - 1) / 2 and gx = t00 xn + t01 yn + t02.
-  const T gx = grad_x * (T(a.shape.Wf - 1) * T(0.5));
-  const T gy = grad_y * (T(a.shape.Hf - 1) * T(0.5));
-  acc[0] += gx * f.xn;
-  acc[1] += gx * f.yn;
-  acc[2] += gx;
-  acc[3] += gy * f.xn;
-  acc[4] += gy * f.yn;
-  acc[5] += gy;
+  theta_terms(f, mv, grid, a.mask_grad_full, pg, acc);
 }
 
 }  // namespace stnm

@@ -13,6 +13,9 @@ SHRINK = [[1.71, 0.05, 0.33], [0.03, 1.93, -0.41]]     # scale > 1: object small
 ENLARGE = [[0.61, -0.04, 0.13], [0.07, 0.53, -0.09]]   # scale < 1: object larger
 OFF_CANVAS = [[1.0, 0.0, 3.5], [0.0, 1.0, -3.2]]       # samples entirely outside fg
 PARTLY_OFF = [[1.27, 0.11, 0.93], [-0.08, 1.19, -0.71]]
+FLIPPED = [[-1.13, 0.09, 0.06], [0.04, -0.91, 0.11]]   # both axes mirrored
+QUARTER_TURN = [[0.03, 1.11, 0.09], [-1.04, 0.02, -0.12]]  # source rows follow output columns
+LARGE_SCALE = [[4.3, 0.2, -3.1], [0.1, 5.7, 4.9]]      # a small object near a corner
 IDENTITY = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
 
 # Why float32 comparisons leave d/dtheta out: d/dtheta sums, over pixels, a
@@ -51,7 +54,29 @@ def make_inputs(batch=2, channels=3, size=(7, 9), src_size=None, theta=ROTATE_SC
 
 
 def with_grad(tensors):
-    return [t.detach().clone().requires_grad_(True) for t in tensors]
+    """Leaf copies that require grad and keep each tensor's strides, so that sliced
+    (non-contiguous) inputs reach the op as such; expanded (overlapping) tensors
+    cannot be copied that way and become contiguous."""
+    return [_copy_keeping_strides(t.detach()).requires_grad_(True) for t in tensors]
+
+
+def _copy_keeping_strides(t):
+    try:
+        return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device).copy_(t)
+    except RuntimeError:  # overlapping memory (stride 0)
+        return t.clone()
+
+
+def poison_cuda_cache(tensors, copies=6):
+    """Leave NaN-filled blocks with each CUDA tensor's element count in the caching allocator.
+
+    The op allocates its outputs and gradients with the sizes of its inputs, and the
+    allocator hands out a freed block of the same size first, so an element that a
+    kernel fails to write (or to zero) reads as NaN instead of a lucky 0.
+    """
+    blocks = [torch.full((t.numel(),), float("nan"), dtype=t.dtype, device=t.device)
+              for t in tensors if t.is_cuda for _ in range(copies)]
+    del blocks
 
 
 def grads(fn, inputs, seed=1):

@@ -1,4 +1,11 @@
-"""The CUDA kernels against the reference and the CPU kernel (needs a GPU and nvcc)."""
+"""The CUDA kernels against the reference and the CPU kernel (needs a GPU and nvcc).
+
+Every float32 comparison runs for each kernel family (see KERNELS): the generic
+strided kernels and the dense ones with their thread layouts, so that both stay
+covered whichever is the default.  Outputs are allocated into NaN-poisoned
+memory (cases.poison_cuda_cache), so an element a kernel forgets to write or to
+zero shows up as a mismatch.
+"""
 import pytest
 import torch
 
@@ -7,6 +14,15 @@ from common.ops import _build, stnm, stnm_ref
 from . import stnm_cases as cases
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible")
+
+# GANREPRO_STNM_CUDA settings (docs/custom_ops.md, "CUDA kernel variants").
+KERNELS = {
+    "generic": "generic",
+    "dense": "",  # the defaults
+    "dense_wide": "dense,fwd_px=4,bwd_px=2,pairs=0,images=split",
+    "dense_narrow": "dense,fwd_px=1,bwd_px=2,images=own",
+    "dense_front": "dense,pairs=0,images=own,zero=front",
+}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -17,6 +33,12 @@ def _cuda_ext():
     if not status.loaded:
         pytest.fail(f"CUDA extension unavailable: {status.reason}. Fix: {status.fix}\n"
                     f"{status.detail[-4000:]}")
+
+
+@pytest.fixture(params=KERNELS.values(), ids=KERNELS.keys())
+def kernels(request, monkeypatch):
+    monkeypatch.setenv("GANREPRO_STNM_CUDA", request.param)
+    return request.param
 
 
 def ext(*t, mask_grad="full"):
@@ -34,30 +56,37 @@ def assert_near(actual, expected, name, tol):
     assert error <= tol * scale, f"{name}: max error {error:.3g} (scale {scale:.3g})"
 
 
-def check(inputs, mask_grad="full", with_theta=None):
+def check(inputs, mask_grad="full", with_theta=None, views=None):
     """Forward and gradients vs the reference.  In float32 d/dtheta is left out
-    unless asked for (see stnm_cases: pixel-boundary jumps); float64 checks it."""
+    unless asked for (see stnm_cases: pixel-boundary jumps); float64 checks it.
+    views(*inputs), if given, builds the op's arguments from the inputs inside the
+    differentiated function (for expanded tensors, which leaves cannot be)."""
     float32 = inputs[0].dtype == torch.float32
     tol = 1e-4 if float32 else 1e-10
     with_theta = not float32 if with_theta is None else with_theta
-    out, got = cases.grads(lambda *t: ext(*t, mask_grad=mask_grad), inputs)
-    out_ref, expected = cases.grads(lambda *t: ref(*t, mask_grad=mask_grad), inputs)
+    views = views or (lambda *t: t)
+    cases.poison_cuda_cache(inputs)
+    out, got = cases.grads(lambda *t: ext(*views(*t), mask_grad=mask_grad), inputs)
+    out_ref, expected = cases.grads(lambda *t: ref(*views(*t), mask_grad=mask_grad), inputs)
     assert_near(out, out_ref, "forward", tol)
     names = ("canvas", "fg", "mask", "theta")[: 4 if with_theta else 3]
     for name, a, e in zip(names, got, expected):
         assert_near(a, e, f"d{name} ({mask_grad})", tol)
 
 
-POSES = [cases.ROTATE_SCALE, cases.SHRINK, cases.ENLARGE, cases.PARTLY_OFF, cases.OFF_CANVAS]
+POSES = [cases.ROTATE_SCALE, cases.SHRINK, cases.ENLARGE, cases.PARTLY_OFF, cases.OFF_CANVAS,
+         cases.FLIPPED, cases.QUARTER_TURN, cases.LARGE_SCALE]
 # (batch, size): the backward either gives each image its own block (small
-# images or a batch that fills the GPU) or splits images over blocks.
-LAYOUTS = {"own_small": (8, (32, 32)), "own_batch": (300, (72, 72)), "split": (2, (96, 80))}
+# images or a batch that fills the GPU) or splits images over blocks.  Odd
+# widths leave partial 32-wide tiles and misaligned tap pairs.
+LAYOUTS = {"own_small": (8, (32, 32)), "own_batch": (300, (72, 72)), "split": (2, (96, 80)),
+           "odd": (3, (45, 37))}
 
 
 @pytest.mark.parametrize("layout", LAYOUTS.values(), ids=LAYOUTS.keys())
 @pytest.mark.parametrize("pose", POSES)
 @pytest.mark.parametrize("mask_grad", ["full", "original"])
-def test_matches_ref(layout, pose, mask_grad):
+def test_matches_ref(layout, pose, mask_grad, kernels):
     batch, size = layout
     check(cases.make_inputs(batch=batch, size=size, theta=pose, dtype=torch.float32,
                             device="cuda"), mask_grad)
@@ -73,19 +102,25 @@ def test_matches_ref_float64(layout, pose, mask_grad):
 
 @pytest.mark.parametrize("layout", LAYOUTS.values(), ids=LAYOUTS.keys())
 @pytest.mark.parametrize("channels", [1, 3])
-def test_float32_theta_gradient_away_from_pixel_boundaries(layout, channels):
+def test_float32_theta_gradient_away_from_pixel_boundaries(layout, channels, kernels):
     batch, size = layout
     inputs = cases.make_inputs(batch=batch, channels=channels, size=size, dtype=torch.float32,
                                theta=cases.boundary_free_pose(size), jitter=0.0, device="cuda")
     check(inputs, with_theta=True)
 
 
-@pytest.mark.parametrize("channels", [1, 3, 5])
+@pytest.mark.parametrize("channels", [1, 2, 3, 5])
 @pytest.mark.parametrize("layout", LAYOUTS.values(), ids=LAYOUTS.keys())
-def test_channel_counts(channels, layout):
+def test_channel_counts(channels, layout, kernels):
     batch, size = layout
     check(cases.make_inputs(batch=batch, channels=channels, size=size, dtype=torch.float32,
                             device="cuda"))
+
+
+@pytest.mark.parametrize("src_size", [(29, 36), (40, 27), (33, 33)])
+def test_other_source_sizes(src_size, kernels):
+    check(cases.make_inputs(batch=4, size=(32, 32), src_size=src_size, theta=cases.PARTLY_OFF,
+                            dtype=torch.float32, device="cuda"))
 
 
 @pytest.mark.parametrize("layout", LAYOUTS.values(), ids=LAYOUTS.keys())
@@ -102,15 +137,17 @@ def test_cuda_equals_cpu_kernel_in_float64(layout):
 
 
 @pytest.mark.filterwarnings("ignore:Since version 1.3.0, affine_grid")  # the 1x1 case
-def test_edge_cases():
+def test_edge_cases(kernels):
     make = lambda **kw: cases.make_inputs(dtype=torch.float32, device="cuda", **kw)  # noqa: E731
     check(make(batch=1, size=(33, 47)))
     check(make(mask=0.0))
     check(make(mask=1.0))
     check(make(size=(1, 1)))
+    check(make(size=(2, 70), src_size=(1, 9)))
     identity = make(theta=cases.IDENTITY, jitter=0.0, mask=1.0)
     torch.testing.assert_close(ext(*identity), identity[1], atol=1e-6, rtol=0)
     off = make(theta=cases.OFF_CANVAS)
+    cases.poison_cuda_cache(off)
     out, (_, d_fg, d_mask, d_theta) = cases.grads(ext, off)
     torch.testing.assert_close(out, off[0], atol=0, rtol=0)
     assert d_fg.abs().max() == 0 and d_mask.abs().max() == 0 and d_theta.abs().max() == 0
@@ -129,74 +166,37 @@ def test_channels_last_and_non_contiguous(layout):
     check([wide[0][:, ::2, :, ::2], wide[1][:, 1::2, :, 1::2], wide[2][:, :, :, ::2], inputs[3]])
 
 
-def test_batch_beyond_the_grid_limit():
+@pytest.mark.parametrize("layout", LAYOUTS.values(), ids=LAYOUTS.keys())
+def test_float32_views(layout, kernels):
+    """Views in float32: row-contiguous slices along B, C and H (which the dense
+    kernels address through their strides), channels_last, column slices and
+    expanded inputs (which go to the generic kernels)."""
+    batch, size = layout
+    h, w = size
+    canvas, fg, mask, theta = cases.make_inputs(batch=2 * batch, channels=7, size=(h + 4, 2 * w),
+                                                dtype=torch.float32, device="cuda")
+    check([canvas[1::2, 2:5, 3:h + 3, :w], fg[::2, 4:7, 1:h + 1, w:], mask[1::2, :, 2:h + 2, 3:w + 3],
+           theta[::2]])
+    check([canvas[:batch, :3, :h, ::2], fg[:batch, 1:4, :h, :w], mask[:batch, :, :h, :w],
+           theta[:batch]])
+    channels_last = [t[:batch, :3, :h, :w].contiguous(memory_format=torch.channels_last)
+                     for t in (canvas, fg)]
+    check([*channels_last, mask[:batch, :, :h, :w].contiguous(), theta[:batch]])
+    one_background = [canvas[:1, :3, :h, :w], fg[:batch, :3, :h, :w], mask[:batch, :, :h, :w],
+                      theta[:1]]
+    check(one_background, views=lambda c, f, m, t: (c.expand(batch, -1, -1, -1), f, m,
+                                                    t.expand(batch, -1, -1)))
+
+
+def test_batch_beyond_the_grid_limit(kernels):
+    check(cases.make_inputs(batch=70_000, channels=1, size=(2, 3), dtype=torch.float32,
+                            device="cuda"))
+
+
+def test_batch_beyond_the_grid_limit_float64():
     check(cases.make_inputs(batch=70_000, channels=1, size=(2, 3), device="cuda"))
 
 
 def test_gradcheck_float64():
     inputs = cases.with_grad(cases.make_inputs(batch=2, channels=2, size=(5, 6), device="cuda"))
     assert torch.autograd.gradcheck(lambda *t: ext(*t), inputs)
-
-
-def test_opcheck():
-    for requires_grad in (False, True):
-        inputs = cases.make_inputs(dtype=torch.float32, device="cuda")
-        if requires_grad:
-            inputs = cases.with_grad(inputs)
-        torch.library.opcheck(torch.ops.ganrepro.stnm.default, (*inputs, True))
-    g = torch.randn(2, 3, 7, 9, device="cuda")
-    torch.library.opcheck(torch.ops.ganrepro.stnm_backward.default,
-                          (g, *cases.make_inputs(dtype=torch.float32, device="cuda"), False))
-
-
-@pytest.mark.parametrize("low", [torch.float16, torch.bfloat16])
-def test_autocast(low):
-    inputs = cases.with_grad(cases.make_inputs(dtype=torch.float32, device="cuda"))
-    with torch.autocast("cuda", dtype=low):
-        out = ext(*[t.to(low) for t in inputs])
-    assert out.dtype == torch.float32
-    assert_near(out.detach(), ref(*[t.detach().to(low).float() for t in inputs]), "forward", 1e-5)
-    out.sum().backward()
-    assert all(t.grad is not None and torch.isfinite(t.grad).all() for t in inputs)
-
-
-@pytest.mark.parametrize("mode", [None, "reduce-overhead"])
-@pytest.mark.parametrize("layout", [LAYOUTS["own_small"], LAYOUTS["split"]], ids=["own", "split"])
-def test_compile(mode, layout):
-    torch._dynamo.reset()
-    batch, size = layout
-
-    def loss(*t):
-        return stnm(*t, impl="ext").square().sum()
-
-    compiled = torch.compile(loss, fullgraph=True, mode=mode)
-    inputs = cases.make_inputs(batch=batch, size=size, dtype=torch.float32, device="cuda")
-    for _ in range(3):  # CUDA graphs record on a later call
-        _, got = cases.grads(compiled, inputs)
-    _, expected = cases.grads(lambda *t: ext(*t).square().sum(), inputs)
-    for name, a, e in zip(("canvas", "fg", "mask", "theta"), got, expected):
-        assert_near(a, e, f"d{name}", 1e-4)
-    torch._dynamo.reset()
-
-
-def test_auto_uses_the_extension_on_cuda():
-    inputs = cases.make_inputs(dtype=torch.float32, device="cuda")
-    stnm(*inputs)
-    assert _build.status().loaded and _build.status().has_cuda
-
-
-def test_runs_on_the_current_stream():
-    inputs = cases.make_inputs(batch=16, size=(64, 64), dtype=torch.float32, device="cuda")
-    expected = ref(*inputs)
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        out = ext(*inputs)
-    torch.cuda.current_stream().wait_stream(side)
-    assert_near(out, expected, "forward", 1e-5)
-
-
-@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
-def test_second_device():
-    inputs = cases.make_inputs(dtype=torch.float32, device="cuda:1")
-    check(inputs)

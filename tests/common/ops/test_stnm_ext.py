@@ -42,6 +42,9 @@ POSES = {
     "scale_lt_1": cases.ENLARGE,
     "partly_off": cases.PARTLY_OFF,
     "off_canvas": cases.OFF_CANVAS,
+    "flipped": cases.FLIPPED,
+    "quarter_turn": cases.QUARTER_TURN,
+    "large_scale": cases.LARGE_SCALE,
 }
 
 
