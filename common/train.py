@@ -269,24 +269,22 @@ class Loop:
         self.prepare_evaluation()
         log.log(f"training {trainer.name}: {total} iterations, {ipe} per epoch, batch "
                 f"{trainer.batch_size} over {dist.world_size()} process(es) on {self.device}")
+        batches = device_batches(loader.from_iteration(start), self.device, rc.CHANNELS_LAST)
         with StopRequest() as stop:
             while self.progress.iteration < total:
                 epoch, offset = divmod(self.progress.iteration, ipe)
-                trainer.set_epoch(epoch)
-                self.progress.epoch = epoch
-                for batch in device_batches(loader.epoch(epoch, offset), self.device,
-                                            rc.CHANNELS_LAST):
-                    self.iteration(batch)
-                    if self.bar is not None:
-                        self.bar.update(1)
-                    stopping = self.stop_requested(stop)
-                    self.maintenance(total, stopping)
-                    if stopping:
-                        log.log(f"stopped at iteration {self.progress.iteration}; resume with "
-                                "--resume auto")
-                        return self.progress
-                    if self.progress.iteration >= total:
-                        break
+                if offset == 0 or self.progress.iteration == start:
+                    trainer.set_epoch(epoch)
+                    self.progress.epoch = epoch
+                self.iteration(next(batches))
+                if self.bar is not None:
+                    self.bar.update(1)
+                stopping = self.stop_requested(stop)
+                self.maintenance(total, stopping)
+                if stopping:
+                    log.log(f"stopped at iteration {self.progress.iteration}; resume with "
+                            "--resume auto")
+                    return self.progress
         if self.bar is not None:
             self.bar.close()
         return self.progress

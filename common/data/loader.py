@@ -62,20 +62,25 @@ class SeededItems(Dataset):
 
 
 class EpochSampler(Sampler):
-    """Yields (index, epoch) keys of one rank's share of an epoch, from a given batch onward."""
+    """Yields (index, epoch) keys of one rank's share of the data, epoch after epoch.
+
+    Iteration starts at a given (epoch, batch) and runs on through the following epochs
+    without a break, so workers keep loading across epoch boundaries (with `epochs` set, it
+    stops after that many epochs)."""
 
     def __init__(self, size: int, batch_per_rank: int, world: int = 1, rank: int = 0,
                  seed: int = 0, shuffle: bool = True):
         self.size, self.batch, self.world, self.rank = size, batch_per_rank, world, rank
         self.seed, self.shuffle = seed, shuffle
         self.epoch = self.start_batch = 0
+        self.epochs: int | None = None
 
     @property
     def batches_per_epoch(self) -> int:
         return self.size // (self.batch * self.world)
 
-    def set_position(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch, self.start_batch = epoch, start_batch
+    def set_position(self, epoch: int, start_batch: int = 0, epochs: int | None = None) -> None:
+        self.epoch, self.start_batch, self.epochs = epoch, start_batch, epochs
 
     def epoch_indices(self, epoch: int) -> torch.Tensor:
         """This rank's indices for a whole epoch (the incomplete last batch is dropped)."""
@@ -88,11 +93,11 @@ class EpochSampler(Sampler):
         return used[self.rank::self.world]
 
     def __iter__(self):
-        indices = self.epoch_indices(self.epoch)[self.start_batch * self.batch:]
-        return iter([(int(i), self.epoch) for i in indices])
-
-    def __len__(self) -> int:
-        return max(0, (self.batches_per_epoch - self.start_batch) * self.batch)
+        epoch, start = self.epoch, self.start_batch * self.batch
+        while self.epochs is None or epoch < self.epoch + self.epochs:
+            for i in self.epoch_indices(epoch)[start:].tolist():
+                yield (i, epoch)
+            epoch, start = epoch + 1, 0
 
 
 class EpochLoader:
@@ -119,7 +124,14 @@ class EpochLoader:
         return self.sampler.batches_per_epoch
 
     def epoch(self, epoch: int, start_batch: int = 0):
-        self.sampler.set_position(epoch, start_batch)
+        """The batches of one epoch, from `start_batch` on."""
+        self.sampler.set_position(epoch, start_batch, epochs=1)
+        return iter(self.loader)
+
+    def from_iteration(self, iteration: int):
+        """Batches without end, from the `iteration`-th batch of the run on (across epochs)."""
+        epoch, start = divmod(iteration, self.batches_per_epoch)
+        self.sampler.set_position(epoch, start)
         return iter(self.loader)
 
 

@@ -21,20 +21,29 @@ class RandomItems(Dataset):
                 "python": torch.tensor(random.random()), "numpy": torch.tensor(np.random.rand())}
 
 
+def keys(sampler, epoch, start_batch=0, epochs=1):
+    sampler.set_position(epoch, start_batch, epochs)
+    return [i for i, _ in sampler]
+
+
 def test_epoch_sampler_shards_are_disjoint_and_deterministic():
     ranks = [EpochSampler(50, 4, world=3, rank=r, seed=1) for r in range(3)]
-    for s in ranks:
-        s.set_position(epoch=2)
-    shares = [[i for i, _ in s] for s in ranks]
+    shares = [keys(s, epoch=2) for s in ranks]
     flat = sum(shares, [])
     assert len(flat) == len(set(flat)) == 48  # 4 batches of 4 per rank; the rest dropped
     again = EpochSampler(50, 4, world=3, rank=0, seed=1)
-    again.set_position(epoch=2)
-    assert [i for i, _ in again] == shares[0]
-    again.set_position(epoch=3)
-    assert [i for i, _ in again] != shares[0]
-    again.set_position(epoch=2, start_batch=3)
-    assert [i for i, _ in again] == shares[0][12:] and len(again) == 4
+    assert keys(again, 2) == shares[0]
+    assert keys(again, 3) != shares[0]
+    assert keys(again, 2, start_batch=3) == shares[0][12:]
+
+
+def test_sampler_runs_on_across_epochs():
+    sampler = EpochSampler(10, 3, seed=2)
+    sampler.set_position(epoch=1, start_batch=2)
+    stream = iter(sampler)
+    got = [next(stream) for _ in range(3 + 9 + 4)]
+    assert [e for _, e in got] == [1] * 3 + [2] * 9 + [3] * 4
+    assert [i for i, _ in got[3:12]] == keys(EpochSampler(10, 3, seed=2), 2)
 
 
 def batches(loader, epoch, start=0):
@@ -55,6 +64,15 @@ def test_item_randomness_depends_on_seed_epoch_index_only(workers):
         assert torch.equal(a["torch"], b["torch"]) and torch.equal(a["index"], b["index"])
     other_epoch = batches(loader, epoch=2)
     assert not torch.equal(ref[0]["index"], other_epoch[0]["index"])
+
+
+def test_from_iteration_continues_through_epoch_boundaries():
+    loader = EpochLoader(RandomItems(), 8, seed=5)   # 5 batches per epoch
+    stream = loader.from_iteration(3)
+    got = [next(stream) for _ in range(4)]
+    expected = batches(loader, 0, 3) + batches(loader, 1)[:2]
+    for a, b in zip(got, expected):
+        assert torch.equal(a["index"], b["index"]) and torch.equal(a["torch"], b["torch"])
 
 
 def test_loading_does_not_touch_the_global_rngs():
