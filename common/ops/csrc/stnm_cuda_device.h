@@ -107,6 +107,11 @@ __device__ __forceinline__ T* image_of(const Image32<T>& view, int64_t b) {
   return opaque(view.data + b * view.sb);
 }
 
+// Batch element b's part of the gather's scratch buffer, (B, H, W, C + 1).
+__device__ __forceinline__ float* scratch_of(const DenseBackwardArgs& a, int64_t b) {
+  return opaque(a.scratch + b * a.shape.H * a.shape.W * (a.shape.C + 1));
+}
+
 __device__ __forceinline__ float ld(const float* p) { return __ldg(p); }
 
 __device__ __forceinline__ void st(float* p, float v) {
@@ -136,6 +141,42 @@ __device__ __forceinline__ void red2(float* p, float v0, float v1) {
 #else
 #define GANREPRO_STNM_PAIR_ATOMICS 0
 #endif
+
+// The gather backward's scratch pixel: C + 1 floats stored and loaded as one
+// vector (16 bytes for C = 3, 8 for C = 1; the buffer is aligned to that).
+template <int C>
+struct ScratchPixel;
+
+template <>
+struct ScratchPixel<3> {
+  static __device__ __forceinline__ void store(float* p, const float v[4]) {
+    asm volatile(
+        "{\n\t.reg .u64 g;\n\tcvta.to.global.u64 g, %0;\n\t"
+        "st.global.v4.f32 [g], {%1, %2, %3, %4};\n\t}"
+        :: "l"(p), "f"(v[0]), "f"(v[1]), "f"(v[2]), "f"(v[3]) : "memory");
+  }
+  static __device__ __forceinline__ void load(const float* p, float v[4]) {
+    const float4 q = __ldg(reinterpret_cast<const float4*>(p));
+    v[0] = q.x;
+    v[1] = q.y;
+    v[2] = q.z;
+    v[3] = q.w;
+  }
+};
+
+template <>
+struct ScratchPixel<1> {
+  static __device__ __forceinline__ void store(float* p, const float v[2]) {
+    asm volatile(
+        "{\n\t.reg .u64 g;\n\tcvta.to.global.u64 g, %0;\n\tst.global.v2.f32 [g], {%1, %2};\n\t}"
+        :: "l"(p), "f"(v[0]), "f"(v[1]) : "memory");
+  }
+  static __device__ __forceinline__ void load(const float* p, float v[2]) {
+    const float2 q = __ldg(reinterpret_cast<const float2*>(p));
+    v[0] = q.x;
+    v[1] = q.y;
+  }
+};
 
 // The four taps of one plane at p (the top-left tap); outside taps read 0.
 __device__ __forceinline__ void load4(const float* p, int sh, const Footprint<float, int>& f,

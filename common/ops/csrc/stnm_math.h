@@ -75,9 +75,23 @@ struct BackwardArgs {
 
 // Overloads instead of std:: calls so that float stays float on both sides.
 STNM_HD float floor_of(float v) { return floorf(v); }
+STNM_HD float ceil_of(float v) { return ceilf(v); }
+STNM_HD double ceil_of(double v) { return ceil(v); }
 STNM_HD double floor_of(double v) { return floor(v); }
 STNM_HD float clamp_to(float v, float lo, float hi) { return fminf(fmaxf(v, lo), hi); }
 STNM_HD double clamp_to(double v, double lo, double hi) { return fmin(fmax(v, lo), hi); }
+
+// a * b + c.  On the GPU an explicit fused multiply-add: nvcc would otherwise
+// decide per call site whether to fuse, and the gather backward relies on every
+// kernel computing a sampling position with the same bits (see footprint).  The
+// host compiler does not fuse (no FMA in the baseline x86-64 target).
+#if defined(__CUDA_ARCH__)
+STNM_HD float fma_of(float a, float b, float c) { return fmaf(a, b, c); }
+STNM_HD double fma_of(double a, double b, double c) { return fma(a, b, c); }
+#else
+STNM_HD float fma_of(float a, float b, float c) { return a * b + c; }
+STNM_HD double fma_of(double a, double b, double c) { return a * b + c; }
+#endif
 
 // Constants of one launch: the output grid and the source size.
 template <typename T, typename I>
@@ -104,10 +118,13 @@ STNM_HD Grid<T, I> make_grid(const Shape& s) {
 // Base grid of affine_grid(align_corners=True): linspace(-1, 1, n), or 0 when
 // n == 1.  Same formula as torch.linspace (each half counted from its own end),
 // so the two ends are exactly -1 and 1.
+// Selects instead of branches: the gather backward evaluates it in its inner loop.
 template <typename T, typename I>
 STNM_HD T base_coord(I i, I n, T step) {
-  if (n <= 1) return T(0);
-  return i < n / 2 ? T(-1) + step * T(i) : T(1) - step * T(n - 1 - i);
+  const bool first_half = i < n / 2;
+  const T v = fma_of(first_half ? step : -step, T(first_half ? i : n - 1 - i),
+                     first_half ? T(-1) : T(1));
+  return n > 1 ? v : T(0);
 }
 
 // theta of one batch element: x_src = a xn + b yn + c,  y_src = d xn + e yn + f.
@@ -134,13 +151,32 @@ struct Footprint {
   bool in[4];   // tap lies inside the source; outside taps read as zero
 };
 
+// The part of a footprint that depends on the output row i only (a loop over
+// the pixels of a row computes it once).
+template <typename T>
+struct FootprintRow {
+  T yn;      // normalised row position
+  T gx, gy;  // source position, normalised, of the row's column xn = 0
+};
+
 template <typename T, typename I>
-STNM_HD Footprint<T, I> footprint(const Pose<T>& p, const Grid<T, I>& g, I i, I j) {
+STNM_HD FootprintRow<T> footprint_row(const Pose<T>& p, const Grid<T, I>& g, I i) {
+  const T yn = base_coord(i, g.H, g.step_y);
+  return {yn, fma_of(p.b, yn, p.c), fma_of(p.e, yn, p.f)};
+}
+
+// Every kernel that needs output pixel (i, j)'s taps calls this one function,
+// and on the GPU its position arithmetic is explicit fused multiply-adds
+// followed by operations nvcc cannot fuse, so all kernels agree on the taps
+// bit for bit (the gather backward's second pass recomputes them).
+template <typename T, typename I>
+STNM_HD Footprint<T, I> footprint(const Pose<T>& p, const Grid<T, I>& g,
+                                  const FootprintRow<T>& row, I j) {
   Footprint<T, I> f;
   f.xn = base_coord(j, g.W, g.step_x);
-  f.yn = base_coord(i, g.H, g.step_y);
-  const T gx = p.a * f.xn + p.b * f.yn + p.c;
-  const T gy = p.d * f.xn + p.e * f.yn + p.f;
+  f.yn = row.yn;
+  const T gx = fma_of(p.a, f.xn, row.gx);
+  const T gy = fma_of(p.d, f.xn, row.gy);
   // align_corners=True: -1 and 1 are the centres of the first and last pixels.
   const T x_raw = (gx + T(1)) * g.half_wf;
   const T y_raw = (gy + T(1)) * g.half_hf;
@@ -170,6 +206,11 @@ STNM_HD Footprint<T, I> footprint(const Pose<T>& p, const Grid<T, I>& g, I i, I 
   f.in[2] = y1_in && x0_in;
   f.in[3] = y1_in && x1_in;
   return f;
+}
+
+template <typename T, typename I>
+STNM_HD Footprint<T, I> footprint(const Pose<T>& p, const Grid<T, I>& g, I i, I j) {
+  return footprint(p, g, footprint_row(p, g, i), j);
 }
 
 // Offsets of the four taps inside one (b, c) plane of a strided tensor.
@@ -308,14 +349,45 @@ STNM_UNROLL
   }
 }
 
+// Adds value * w[t] at each inside tap t of one plane (strided), through `add`.
+template <typename T, typename I, typename Add>
+STNM_HD void scatter_to_taps(T* plane, I sh, I sw, const Footprint<T, I>& f, T value, Add add) {
+  I off[4];
+  tap_offsets(f, sh, sw, off);
+STNM_UNROLL
+  for (int t = 0; t < 4; ++t) {
+    if (f.in[t]) add(plane + off[t], f.w[t] * value);
+  }
+}
+
+// Where backward_pixel sends an output pixel's dL/d(sampled fg_c) (fg) and
+// dL/d(sampled mask) (mask).  The scatter backward adds them, times the
+// bilinear weights, to the four taps of grad_fg and grad_mask: `add` is a
+// plain += on the CPU (one thread per batch element) and an atomicAdd on the
+// GPU.  The gather backward's first pass (stnm_gather.h) stores them instead.
+template <typename T, typename Add>
+struct ScatterToTaps {
+  View4<T> grad_fg, grad_mask;
+  Add add;
+  STNM_HD void fg(const Footprint<T, int64_t>& f, int64_t b, int64_t /*i*/, int64_t /*j*/,
+                  int64_t c, T value) const {
+    scatter_to_taps(grad_fg.data + b * grad_fg.sb + c * grad_fg.sc, grad_fg.sh, grad_fg.sw, f,
+                    value, add);
+  }
+  STNM_HD void mask(const Footprint<T, int64_t>& f, int64_t b, int64_t /*i*/, int64_t /*j*/,
+                    T value) const {
+    scatter_to_taps(grad_mask.data + b * grad_mask.sb, grad_mask.sh, grad_mask.sw, f, value, add);
+  }
+};
+
 // Gradients at output pixel (b, i, j).  grad_canvas is written (each output
-// pixel owns its canvas pixel); grad_fg and grad_mask are scattered to the
-// four taps through `add` (a plain += on the CPU, atomicAdd on the GPU); the
-// six d/dtheta terms are added to `acc` for the caller to reduce.
-template <int G, typename T, typename Acc, typename Add>
+// pixel owns its canvas pixel); dL/d(sampled fg_c) and dL/d(sampled mask) go
+// to `sink` (ScatterToTaps or the gather's ToScratch); the six d/dtheta terms
+// are added to `acc` for the caller to reduce.
+template <int G, typename T, typename Acc, typename Sink>
 STNM_HD void backward_pixel(const BackwardArgs<T>& a, const Grid<T, int64_t>& grid,
                             const Pose<T>& pose, int64_t b, int64_t i, int64_t j, Acc acc[6],
-                            Add add) {
+                            const Sink& sink) {
   const Footprint<T, int64_t> f = footprint(pose, grid, i, j);
   int64_t off[4];
   T mv[4];
@@ -328,9 +400,6 @@ STNM_HD void backward_pixel(const BackwardArgs<T>& a, const Grid<T, int64_t>& gr
   const T* canvas = a.canvas.data + b * a.canvas.sb + i * a.canvas.sh + j * a.canvas.sw;
   T* grad_canvas =
       a.grad_canvas.data + b * a.grad_canvas.sb + i * a.grad_canvas.sh + j * a.grad_canvas.sw;
-  T* grad_fg = a.grad_fg.data + b * a.grad_fg.sb;
-  int64_t grad_off[4];
-  tap_offsets(f, a.grad_fg.sh, a.grad_fg.sw, grad_off);
 
   PixelGrad<T> pg;
   const int64_t C = a.shape.C;
@@ -353,20 +422,10 @@ STNM_UNROLL
       T d_canvas;
       const T gf = backward_channel(f, v[k], gc[k], bg[k], m, d_canvas, pg);
       grad_canvas[(c0 + k) * a.grad_canvas.sc] = d_canvas;
-      T* plane = grad_fg + (c0 + k) * a.grad_fg.sc;
-STNM_UNROLL
-      for (int t = 0; t < 4; ++t) {
-        if (f.in[t]) add(plane + grad_off[t], f.w[t] * gf);
-      }
+      sink.fg(f, b, i, j, c0 + k, gf);
     }
   }
-
-  tap_offsets(f, a.grad_mask.sh, a.grad_mask.sw, grad_off);
-  T* grad_mask = a.grad_mask.data + b * a.grad_mask.sb;
-STNM_UNROLL
-  for (int t = 0; t < 4; ++t) {
-    if (f.in[t]) add(grad_mask + grad_off[t], f.w[t] * pg.m);
-  }
+  sink.mask(f, b, i, j, pg.m);
   theta_terms(f, mv, grid, a.mask_grad_full, pg, acc);
 }
 
