@@ -20,7 +20,7 @@ namespace stnm {
 // docs/custom_ops_perf.md.
 struct CudaConfig {
   bool dense = true;         // dense float32 kernels where the tensors allow them
-  int fwd_pixels = 2;        // dense forward: output pixels per thread (1, 2 or 4)
+  int fwd_pixels = 4;        // dense forward: output pixels per thread (1, 2 or 4)
   int bwd_pixels = 1;        // dense backward: output pixels per thread (1 or 2)
   bool pair_atomics = false; // dense atomic backward: 8-byte atomics for adjacent taps (sm_90+)
   // Dense backward: gather (two passes, no atomics; stnm_gather.h) or atomic

@@ -11,9 +11,13 @@
 //  * give each thread P output pixels, 8 rows apart in a 32-wide tile, and issue
 //    all of their loads before any store or atomic, so that more memory
 //    requests are in flight per thread;
-//  * in the backward, scatter without per-tap branches where all four taps are
-//    inside, send adjacent taps as one 8-byte atomic on sm_90, and, when a block
-//    owns an image, zero the source rows just before the atomics reach them.
+//  * in the atomic backward, scatter without per-tap branches where all four
+//    taps are inside, optionally send adjacent taps as one 8-byte atomic on
+//    sm_90, and, when a block owns an image, zero the source rows just before
+//    the atomics reach them (or the whole slice first);
+//  * in the gather backward (stnm_gather.h), store each output pixel's C + 1
+//    values as one vector instead of scattering them (pass 1); pass 2 is
+//    stnm_cuda_gather.cu.
 // The arithmetic is the shared per-pixel code of stnm_math.h (footprint,
 // interpolate, composite, backward_channel, theta_terms), the same the CPU
 // kernel runs, so the CPU tests vouch for it; tests/common/ops/test_stnm_cuda.py

@@ -20,10 +20,10 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 KERNELS = {
     "generic": "generic",
     "dense": "",  # the defaults (gather or atomic by size)
-    "gather": "dense,bwd=gather",
-    "gather_split": "dense,bwd=gather,bwd_px=2,images=split",
+    "gather": "dense,bwd=gather,fwd_px=2,bwd_px=2",
+    "gather_split": "dense,bwd=gather,images=split",
     "atomic": "dense,bwd=atomic",
-    "atomic_wide": "dense,bwd=atomic,fwd_px=4,bwd_px=2,pairs=1,images=split",
+    "atomic_wide": "dense,bwd=atomic,bwd_px=2,pairs=1,images=split",
     "atomic_narrow": "dense,bwd=atomic,fwd_px=1,bwd_px=2,images=own,zero=rows",
     "atomic_front": "dense,bwd=atomic,pairs=1,images=own,zero=front",
 }
