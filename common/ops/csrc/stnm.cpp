@@ -20,6 +20,7 @@
 
 #include "stnm_common.h"
 #include "stnm_gather.h"
+#include "stnm_strided.h"
 
 // The loader compares this tag with the hash of the current sources to spot a
 // stale ahead-of-time build without loading it (see common/ops/_build.py).

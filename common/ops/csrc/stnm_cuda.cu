@@ -8,6 +8,7 @@
 
 #include "stnm_cuda.h"
 #include "stnm_cuda_device.h"
+#include "stnm_strided.h"
 
 namespace ganrepro {
 namespace stnm {

@@ -108,17 +108,6 @@ struct BackwardImage {
   float *grad_canvas, *grad_fg, *grad_mask, *scratch;
 };
 
-// The gather's pass 1 stores a pixel's C + 1 values instead of scattering them.
-template <int C>
-__device__ __forceinline__ void store_scratch(const Grid<float, int>& grid, float* scratch, int i,
-                                              int j, const float gf[C], float gm) {
-  float v[C + 1];
-#pragma unroll
-  for (int c = 0; c < C; ++c) v[c] = gf[c];
-  v[C] = gm;
-  ScratchPixel<C>::store(scratch + (i * grid.W + j) * (C + 1), v);
-}
-
 // SCRATCH: the gather backward's pass 1 (stores), else the atomic backward.
 template <int C, int P, bool PAIR, bool SCRATCH>
 __device__ __forceinline__ void backward_tile(const DenseBackwardArgs& a,
@@ -205,23 +194,6 @@ enum class Zeroing {
   kImageRows,  // one block per image; it zeroes source rows just before they are needed
   kNone,       // one block per image, nothing to zero (the gather's pass 1)
 };
-
-// The gather's pass 1, for an image whose gather window is unbounded: pass 2
-// will scatter into its grad_fg and grad_mask, so each block that works on the
-// image zeroes its share of them now.
-__device__ __forceinline__ void zero_for_scatter(const DenseBackwardArgs& a,
-                                                 const Grid<float, int>& grid,
-                                                 const Pose<float>& pose, int64_t b) {
-  if (gather_window(pose, grid).ok) return;
-  const int64_t blocks = static_cast<int64_t>(gridDim.x) * gridDim.y;
-  const int64_t k = static_cast<int64_t>(blockIdx.y) * gridDim.x + blockIdx.x;
-  const int64_t plane = a.shape.Hf * a.shape.Wf;
-  const int64_t fg_begin = a.shape.C * plane * k / blocks;
-  const int64_t fg_end = a.shape.C * plane * (k + 1) / blocks;
-  zero_run(a.grad_fg.data + b * a.grad_fg.sb + fg_begin, fg_end - fg_begin);
-  const int64_t mask_begin = plane * k / blocks, mask_end = plane * (k + 1) / blocks;
-  zero_run(a.grad_mask.data + b * a.grad_mask.sb + mask_begin, mask_end - mask_begin);
-}
 
 // Own-image zeroing row by row (Zeroing::kImageRows).  The block walks its
 // image's output rows in order and, before each band of output rows, zeroes the

@@ -1,6 +1,7 @@
-// Device helpers of the CUDA kernels (stnm_cuda.cu, stnm_cuda_dense.cu): block
-// shape, atomics, zeroing, the block reduction of d/dtheta, and the explicit
-// global loads, stores and reductions of the dense kernels.  nvcc only.
+// Device helpers of the CUDA kernels (stnm_cuda.cu, stnm_cuda_dense.cu,
+// stnm_cuda_gather.cu): block shape, atomics, zeroing, the block reduction of
+// d/dtheta, the explicit global loads, stores and reductions of the dense
+// kernels, and the gather backward's scratch pixels.  nvcc only.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -177,6 +178,34 @@ struct ScratchPixel<1> {
     v[1] = q.y;
   }
 };
+
+// The gather's pass 1 stores a pixel's C + 1 values instead of scattering them.
+template <int C>
+__device__ __forceinline__ void store_scratch(const Grid<float, int>& grid, float* scratch, int i,
+                                              int j, const float gf[C], float gm) {
+  float v[C + 1];
+#pragma unroll
+  for (int c = 0; c < C; ++c) v[c] = gf[c];
+  v[C] = gm;
+  ScratchPixel<C>::store(scratch + (i * grid.W + j) * (C + 1), v);
+}
+
+// The gather's pass 1, for an image whose gather window is unbounded: pass 2
+// will scatter into its grad_fg and grad_mask, so each block that works on the
+// image zeroes its share of them now.
+__device__ __forceinline__ void zero_for_scatter(const DenseBackwardArgs& a,
+                                                 const Grid<float, int>& grid,
+                                                 const Pose<float>& pose, int64_t b) {
+  if (gather_window(pose, grid).ok) return;
+  const int64_t blocks = static_cast<int64_t>(gridDim.x) * gridDim.y;
+  const int64_t k = static_cast<int64_t>(blockIdx.y) * gridDim.x + blockIdx.x;
+  const int64_t plane = a.shape.Hf * a.shape.Wf;
+  const int64_t fg_begin = a.shape.C * plane * k / blocks;
+  const int64_t fg_end = a.shape.C * plane * (k + 1) / blocks;
+  zero_run(a.grad_fg.data + b * a.grad_fg.sb + fg_begin, fg_end - fg_begin);
+  const int64_t mask_begin = plane * k / blocks, mask_end = plane * (k + 1) / blocks;
+  zero_run(a.grad_mask.data + b * a.grad_mask.sb + mask_begin, mask_end - mask_begin);
+}
 
 // The four taps of one plane at p (the top-left tap); outside taps read 0.
 __device__ __forceinline__ void load4(const float* p, int sh, const Footprint<float, int>& f,

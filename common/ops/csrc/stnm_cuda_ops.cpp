@@ -166,8 +166,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> stnm_backward_cuda(
   check_grad_out(grad_out, canvas);
   check_cuda(op, canvas);
   const c10::cuda::CUDAGuard guard(canvas.device());
-  // No zero-filling here: the launchers zero grad_fg, grad_mask and
-  // grad_theta (inside the kernel or with memsets, whichever is cheaper).
+  // No zero-filling here: the atomic backward's launchers zero grad_fg,
+  // grad_mask and grad_theta (inside the kernel or with memsets, whichever is
+  // cheaper), and the gather backward writes every element of them once.
   at::Tensor grad_canvas = empty_in_layout_of(canvas);
   at::Tensor grad_fg = empty_in_layout_of(fg);
   at::Tensor grad_mask = empty_in_layout_of(mask);

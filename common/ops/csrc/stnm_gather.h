@@ -21,7 +21,7 @@
 // scattering the stored values to zeroed buffers (scatter_from_scratch).
 #pragma once
 
-#include "stnm_math.h"
+#include "stnm_strided.h"
 
 namespace ganrepro {
 namespace stnm {
