@@ -23,6 +23,7 @@ known GPUs (or --peak-gbps), else the measured copy speed; both are in the JSON.
 import argparse
 import contextlib
 import datetime
+import gc
 import json
 import math
 import os
@@ -86,10 +87,22 @@ class Timer:
         self.device, self.warmup, self.repeats, self.iters = device, warmup, repeats, iters
 
     def __call__(self, step, calls_per_step=1):
-        """Median over repeats of the mean time (ms) of one call, over `iters` back-to-back steps."""
+        """Median over repeats of the mean time (ms) of one call, over `iters` back-to-back steps.
+
+        Python's garbage collector is off while timing (as in timeit): a collection
+        triggered by earlier garbage would land in a random variant's samples.
+        """
         for _ in range(self.warmup):
             step()
         self.sync()
+        gc.collect()
+        gc.disable()
+        try:
+            return self._measure(step, calls_per_step)
+        finally:
+            gc.enable()
+
+    def _measure(self, step, calls_per_step):
         samples = []
         for _ in range(self.repeats):
             if self.device == "cuda":
@@ -242,8 +255,7 @@ def bench_variant(label, inputs, grad_out, args, timer, floors, ref_eager):
     return result
 
 
-def bench_case(shape, args, timer, bandwidth, ext_ok):
-    inputs, grad_out = make_inputs(shape, args.device)
+def new_case(shape, bandwidth):
     fwd_bytes, bwd_bytes = bytes_moved(shape)
     result = {"shape": list(shape), "bytes_moved": fwd_bytes + bwd_bytes,
               "bytes_forward": fwd_bytes, "bytes_backward": bwd_bytes, "timings_ms": {},
@@ -251,7 +263,33 @@ def bench_case(shape, args, timer, bandwidth, ext_ok):
     floors = (fwd_bytes / bandwidth * 1e3, bwd_bytes / bandwidth * 1e3) if bandwidth else None
     result["floor_ms"] = sum(floors) if floors else None
     result["floor_forward_ms"], result["floor_backward_ms"] = floors or (None, None)
-    modes = ["ref_eager", "ref_compiled"] + (["ext_compiled"] if ext_ok else [])
+    return result, floors
+
+
+def bench_eager(result, floors, args, timer, ext_ok):
+    """ref eager and every ext variant; the first variant is "ext eager" in the summary."""
+    inputs, grad_out = make_inputs(tuple(result["shape"]), args.device)
+    bench_modes(["ref_eager"], args, timer, inputs, grad_out, result)
+    bench_variants(args, timer, inputs, grad_out, floors, result, ext_ok)
+    first = result["variants"].get(args.variants[0])
+    if first:
+        result["timings_ms"]["ext_eager"] = first["fwd_bwd_ms"]
+        result["forward_ms"]["ext_eager"] = first["fwd_ms"]
+        result["max_rel_error_ext_vs_ref"] = first["max_rel_error_vs_ref"]
+        if "speedup_vs_ref_eager" in first:
+            result["speedup_ext_vs_ref_eager"] = first["speedup_vs_ref_eager"]
+        if "over_floor" in first:
+            result["ext_eager_over_floor"] = first["over_floor"]
+
+
+def bench_compiled(result, args, timer, ext_ok):
+    inputs, grad_out = make_inputs(tuple(result["shape"]), args.device)
+    bench_modes(["ref_compiled"] + (["ext_compiled"] if ext_ok else []), args, timer, inputs,
+                grad_out, result)
+
+
+def bench_modes(modes, args, timer, inputs, grad_out, result):
+    """ref eager, ref compiled, ext compiled: forward + backward (and forward alone for eager)."""
     for name in modes:
         impl, mode = name.split("_")
         if mode == "compiled" and args.no_compile:
@@ -277,6 +315,10 @@ def bench_case(shape, args, timer, bandwidth, ext_ok):
                 torch._dynamo.reset()
             if args.device == "cuda":
                 torch.cuda.empty_cache()
+
+
+def bench_variants(args, timer, inputs, grad_out, floors, result, ext_ok):
+    """Every --variants setting of the extension (eager)."""
     if not ext_ok:
         result["errors"]["ext_eager"] = "extension unavailable"
     for label in args.variants if ext_ok else []:
@@ -291,16 +333,6 @@ def bench_case(shape, args, timer, bandwidth, ext_ok):
         finally:
             if args.device == "cuda":
                 torch.cuda.empty_cache()
-    first = result["variants"].get(args.variants[0])
-    if first:  # the first variant is "ext eager" in the summary and the targets
-        result["timings_ms"]["ext_eager"] = first["fwd_bwd_ms"]
-        result["forward_ms"]["ext_eager"] = first["fwd_ms"]
-        result["max_rel_error_ext_vs_ref"] = first["max_rel_error_vs_ref"]
-        if "speedup_vs_ref_eager" in first:
-            result["speedup_ext_vs_ref_eager"] = first["speedup_vs_ref_eager"]
-        if "over_floor" in first:
-            result["ext_eager_over_floor"] = first["over_floor"]
-    return result
 
 
 def evaluate_targets(cases):
@@ -403,12 +435,22 @@ def main(argv=None):
                    "device_time": f"{GRAPH_CALLS} calls captured in one CUDA graph, replayed"},
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    # All eager timings first, then all torch.compile runs: after compiling, the
+    # process ran slower for a while (GPU run 2: the first variant timed after a
+    # compile lost ~80 us per call at the small sizes, its forward alone ~70 %).
     cases = []
-    for shape in args.cases:
-        print(f"running {'x'.join(map(str, shape))} ...", file=sys.stderr, flush=True)
-        cases.append(bench_case(shape, args, timer, bandwidth, status.loaded))
+    phases = [("eager", shape) for shape in args.cases]
+    phases += [] if args.no_compile else [("compiled", shape) for shape in args.cases]
+    for index, (phase, shape) in enumerate(phases):
+        print(f"running {'x'.join(map(str, shape))} ({phase}) ...", file=sys.stderr, flush=True)
+        if phase == "eager":
+            result, floors = new_case(shape, bandwidth)
+            bench_eager(result, floors, args, timer, status.loaded)
+            cases.append(result)
+        else:
+            bench_compiled(cases[index - len(args.cases)], args, timer, status.loaded)
         report = {"meta": meta, "cases": cases, "targets": evaluate_targets(cases)}
-        if args.out:  # after every case, so that an interrupted run keeps what it measured
+        if args.out:  # after every step, so that an interrupted run keeps what it measured
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=2))
     if args.out:

@@ -45,6 +45,7 @@ def environment():
         ("source hash", _sources.source_hash()),
         ("GANREPRO_OPS", os.environ.get("GANREPRO_OPS", "(unset: auto)")),
         ("GANREPRO_STNM_CUDA", os.environ.get("GANREPRO_STNM_CUDA", "(unset: default CUDA kernels)")),
+        ("GANREPRO_STNM_CPU", os.environ.get("GANREPRO_STNM_CPU", "(unset: scatter backward)")),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
@@ -127,18 +128,29 @@ def correctness(device, impl, label=""):
     return ok
 
 
-def generic_cuda_kernels_check(impl):
-    """The float32 check again with the generic CUDA kernels forced, so that both kernel
-    families are checked (float64 always runs the generic ones)."""
-    old = os.environ.get("GANREPRO_STNM_CUDA")
-    os.environ["GANREPRO_STNM_CUDA"] = "generic"
+# Kernel variants checked besides the defaults: (device, variable, value).  On
+# CUDA, float64 always runs the generic kernels and float32 the dense ones
+# unless GANREPRO_STNM_CUDA says otherwise; the dense backward gathers or
+# scatters with atomics by size, so both are forced once.
+VARIANTS = [
+    ("cuda", "GANREPRO_STNM_CUDA", "generic"),
+    ("cuda", "GANREPRO_STNM_CUDA", "bwd=gather"),
+    ("cuda", "GANREPRO_STNM_CUDA", "bwd=atomic"),
+    ("cpu", "GANREPRO_STNM_CPU", "bwd=gather"),
+]
+
+
+def variant_check(device, impl, variable, value):
+    """The quick check again with one kernel variant selected."""
+    old = os.environ.get(variable)
+    os.environ[variable] = value
     try:
-        return correctness("cuda", impl, label=" (GANREPRO_STNM_CUDA=generic)")
+        return correctness(device, impl, label=f" ({variable}={value})")
     finally:
         if old is None:
-            del os.environ["GANREPRO_STNM_CUDA"]
+            del os.environ[variable]
         else:
-            os.environ["GANREPRO_STNM_CUDA"] = old
+            os.environ[variable] = old
 
 
 def main():
@@ -158,8 +170,9 @@ def main():
     for device in devices:
         usable = status.loaded and (device == "cpu" or status.has_cuda)
         ok &= correctness(device, "ext" if usable else "ref")
-        if device == "cuda" and usable:
-            ok &= generic_cuda_kernels_check("ext")
+        for variant_device, variable, value in VARIANTS if usable else []:
+            if variant_device == device:
+                ok &= variant_check(device, "ext", variable, value)
     sys.exit(0 if ok else 1)
 
 

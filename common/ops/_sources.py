@@ -7,9 +7,11 @@ import hashlib
 from pathlib import Path
 
 CSRC = Path(__file__).resolve().parent / "csrc"
-HEADERS = ("stnm_math.h", "stnm_common.h", "stnm_cuda.h", "stnm_cuda_device.h")
+HEADERS = ("stnm_math.h", "stnm_strided.h", "stnm_gather.h", "stnm_common.h", "stnm_cuda.h",
+           "stnm_cuda_device.h")
 CPU_SOURCES = ("stnm.cpp", "stnm_autograd.cpp")
-CUDA_SOURCES = ("stnm_cuda_ops.cpp", "stnm_cuda.cu", "stnm_cuda_dense.cu")
+CUDA_SOURCES = ("stnm_cuda_ops.cpp", "stnm_cuda.cu", "stnm_cuda_dense.cu",
+                "stnm_cuda_gather.cu")
 
 # Markers compiled into the library (stnm.cpp, stnm_cuda_ops.cpp) so that the loader
 # can tell what a build contains without loading it.

@@ -13,10 +13,14 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <tuple>
 #include <utility>
 
 #include "stnm_common.h"
+#include "stnm_gather.h"
+#include "stnm_strided.h"
 
 // The loader compares this tag with the hash of the current sources to spot a
 // stale ahead-of-time build without loading it (see common/ops/_build.py).
@@ -110,22 +114,71 @@ void forward_cpu_kernel(const ForwardArgs<T>& a) {
   });
 }
 
-template <int G, typename T>
-void backward_cpu_kernel(const BackwardArgs<T>& a) {
+// Per output pixel: grad_canvas and d/dtheta, and each pixel's fg and mask
+// gradients handed to the sink made by make_sink(b): the scatter itself, or
+// the gather's scratch store (pass 1).  Batch elements touch disjoint gradient
+// planes, so splitting the work by batch needs no atomics.  d/dtheta is summed
+// in double.
+template <int G, typename T, typename MakeSink>
+void backward_cpu_kernel(const BackwardArgs<T>& a, MakeSink make_sink) {
   const Shape s = a.shape;
   const auto grid = make_grid<T, int64_t>(s);
-  // Batch elements scatter into disjoint gradient planes, so splitting the
-  // work by batch needs no atomics.  d/dtheta is summed in double.
   at::parallel_for(0, s.B, 1, [&](int64_t begin, int64_t end) {
+    const auto sink = make_sink();
     for (int64_t b = begin; b < end; ++b) {
       double acc[6] = {0, 0, 0, 0, 0, 0};
       const Pose<T> pose = pose_of(a.theta, b);
       for (int64_t i = 0; i < s.H; ++i) {
-        for (int64_t j = 0; j < s.W; ++j) backward_pixel<G>(a, grid, pose, b, i, j, acc, PlainAdd{});
+        for (int64_t j = 0; j < s.W; ++j) backward_pixel<G>(a, grid, pose, b, i, j, acc, sink);
       }
       for (int k = 0; k < 6; ++k) a.grad_theta[b * 6 + k] = static_cast<T>(acc[k]);
     }
   });
+}
+
+// Pass 2 of the gather backward (stnm_gather.h), per batch element: every source
+// pixel gathers from its candidates, or, where the image's window is unbounded,
+// the zeroed planes receive the stored values by scatter.
+template <typename T>
+void gather_cpu_kernel(const GatherArgs<T>& a, const ThetaView<T>& theta) {
+  const Shape s = a.shape;
+  const auto grid = make_grid<T, int64_t>(s);
+  at::parallel_for(0, s.B, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const Pose<T> pose = pose_of(theta, b);
+      const GatherWindow<T> window = gather_window(pose, grid);
+      if (window.ok) {
+        for (int64_t y = 0; y < s.Hf; ++y) {
+          for (int64_t x = 0; x < s.Wf; ++x) gather_pixel(a, grid, pose, window, b, y, x);
+        }
+        continue;
+      }
+      for (int64_t y = 0; y < s.Hf; ++y) {
+        for (int64_t x = 0; x < s.Wf; ++x) {
+          for (int64_t c = 0; c < s.C; ++c) {
+            a.grad_fg.data[b * a.grad_fg.sb + c * a.grad_fg.sc + y * a.grad_fg.sh +
+                           x * a.grad_fg.sw] = T(0);
+          }
+          a.grad_mask.data[b * a.grad_mask.sb + y * a.grad_mask.sh + x * a.grad_mask.sw] = T(0);
+        }
+      }
+      for (int64_t i = 0; i < s.H; ++i) {
+        for (int64_t j = 0; j < s.W; ++j) scatter_from_scratch(a, grid, pose, b, i, j, PlainAdd{});
+      }
+    }
+  });
+}
+
+// GANREPRO_STNM_CPU=bwd=gather selects the gather backward on the CPU (the
+// scatter is the default: without atomics it is the cheaper one there).  The
+// CPU gather runs the same per-pixel code as the CUDA one, so the CPU tests
+// check it (tests/common/ops/test_stnm_gather.py).  Read per call.
+bool cpu_backward_gathers() {
+  const char* text = std::getenv("GANREPRO_STNM_CPU");
+  if (text == nullptr || *text == '\0' || std::strcmp(text, "bwd=scatter") == 0) return false;
+  TORCH_CHECK_VALUE(std::strcmp(text, "bwd=gather") == 0, "GANREPRO_STNM_CPU='", text,
+                    "': expected 'bwd=scatter' (the default) or 'bwd=gather'");
+  return true;
 }
 
 at::Tensor stnm_cpu(const at::Tensor& canvas, const at::Tensor& fg, const at::Tensor& mask,
@@ -147,11 +200,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> stnm_backward_cpu(
     const at::Tensor& mask, const at::Tensor& theta, bool mask_grad_full) {
   check_inputs("ganrepro::stnm_backward", canvas, fg, mask, theta);
   check_grad_out(grad_out, canvas);
-  at::Tensor grad_canvas = empty_in_layout_of(canvas);
-  at::Tensor grad_fg = empty_in_layout_of(fg).zero_();
-  at::Tensor grad_mask = empty_in_layout_of(mask).zero_();
-  at::Tensor grad_theta = at::zeros({theta.size(0), 2, 3}, theta.options());
   const Shape s = shape_of(canvas, fg);
+  const bool gather = cpu_backward_gathers() && s.B * s.H * s.W > 0;
+  at::Tensor grad_canvas = empty_in_layout_of(canvas);
+  at::Tensor grad_fg = empty_in_layout_of(fg);
+  at::Tensor grad_mask = empty_in_layout_of(mask);
+  if (!gather) {  // the scatter adds into them; the gather writes every element
+    grad_fg.zero_();
+    grad_mask.zero_();
+  }
+  at::Tensor grad_theta = at::zeros({theta.size(0), 2, 3}, theta.options());
   if (s.B * s.H * s.W == 0) return {grad_canvas, grad_fg, grad_mask, grad_theta};
   AT_DISPATCH_FLOATING_TYPES(canvas.scalar_type(), "ganrepro::stnm_backward (CPU)", [&] {
     const BackwardArgs<scalar_t> a{cview4<scalar_t>(grad_out),    cview4<scalar_t>(canvas),
@@ -160,9 +218,49 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> stnm_backward_cpu(
                                    view4<scalar_t>(grad_fg),      view4<scalar_t>(grad_mask),
                                    grad_theta.data_ptr<scalar_t>(), s,
                                    mask_grad_full};
-    with_channel_group(s.C, [&](auto group) { backward_cpu_kernel<decltype(group)::value>(a); });
+    if (!gather) {
+      const auto sink = [&] { return ScatterToTaps<scalar_t, PlainAdd>{a.grad_fg, a.grad_mask, {}}; };
+      with_channel_group(s.C, [&](auto group) {
+        backward_cpu_kernel<decltype(group)::value>(a, sink);
+      });
+      return;
+    }
+    at::Tensor scratch = at::empty({s.B, s.C + 1, s.H, s.W}, canvas.options());
+    const auto sink = [&] {
+      return ToScratch<scalar_t>{view4<scalar_t>(scratch), make_grid<scalar_t, int64_t>(s), s.C};
+    };
+    with_channel_group(s.C, [&](auto group) {
+      backward_cpu_kernel<decltype(group)::value>(a, sink);
+    });
+    const GatherArgs<scalar_t> g{cview4<scalar_t>(scratch), a.grad_fg, a.grad_mask, s};
+    gather_cpu_kernel(g, a.theta);
   });
   return {grad_canvas, grad_fg, grad_mask, grad_theta};
+}
+
+// Diagnostic op for the tests: each pose's gather window (stnm_gather.h) for the
+// given output and source sizes, as rows (jx, jy, j0, ix, iy, i0, half_j,
+// half_i, ok) in theta's dtype, computed by the same code the kernels run.
+at::Tensor stnm_gather_windows_cpu(const at::Tensor& theta, at::IntArrayRef size,
+                                   at::IntArrayRef src_size) {
+  TORCH_CHECK_VALUE(theta.dim() == 3 && theta.size(1) == 2 && theta.size(2) == 3,
+                    "ganrepro::stnm_gather_windows: theta must be (B, 2, 3), got ", theta.sizes());
+  TORCH_CHECK_VALUE(size.size() == 2 && src_size.size() == 2,
+                    "ganrepro::stnm_gather_windows: size and src_size are (H, W)");
+  at::Tensor out = at::empty({theta.size(0), 9}, theta.options());
+  AT_DISPATCH_FLOATING_TYPES(theta.scalar_type(), "ganrepro::stnm_gather_windows", [&] {
+    const Shape s{theta.size(0), 1, size[0], size[1], src_size[0], src_size[1]};
+    const auto grid = make_grid<scalar_t, int64_t>(s);
+    const ThetaView<scalar_t> view = theta_view<scalar_t>(theta);
+    scalar_t* row = out.data_ptr<scalar_t>();
+    for (int64_t b = 0; b < s.B; ++b, row += 9) {
+      const GatherWindow<scalar_t> w = gather_window(pose_of(view, b), grid);
+      const scalar_t values[9] = {w.jx, w.jy,     w.j0,     w.ix,         w.iy,
+                                  w.i0, w.half_j, w.half_i, scalar_t(w.ok)};
+      std::copy(values, values + 9, row);
+    }
+  });
+  return out;
 }
 
 }  // namespace
@@ -177,9 +275,11 @@ TORCH_LIBRARY(ganrepro, m) {
         " bool mask_grad_full) -> (Tensor grad_canvas, Tensor grad_fg, Tensor grad_mask,"
         " Tensor grad_theta)",
         {at::Tag::pt2_compliant_tag});
+  m.def("stnm_gather_windows(Tensor theta, int[] size, int[] src_size) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(ganrepro, CPU, m) {
   m.impl("stnm", &ganrepro::stnm::stnm_cpu);
   m.impl("stnm_backward", &ganrepro::stnm::stnm_backward_cpu);
+  m.impl("stnm_gather_windows", &ganrepro::stnm::stnm_gather_windows_cpu);
 }

@@ -8,6 +8,7 @@
 
 #include "stnm_cuda.h"
 #include "stnm_cuda_device.h"
+#include "stnm_strided.h"
 
 namespace ganrepro {
 namespace stnm {
@@ -53,6 +54,7 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const BackwardArgs<T
   const int W = static_cast<int>(a.shape.W);
   const int hw = static_cast<int>(a.shape.H * a.shape.W);
   const bool own_image = gridDim.x == 1;
+  const ScatterToTaps<T, AtomicAdd> sink{a.grad_fg, a.grad_mask, {}};
   for (int64_t b = blockIdx.y; b < a.shape.B; b += gridDim.y) {
     if (own_image) {
       zero_run(a.grad_fg.data + b * a.grad_fg.sb, a.shape.C * a.shape.Hf * a.shape.Wf);
@@ -63,7 +65,7 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(const BackwardArgs<T
     T acc[6] = {T(0), T(0), T(0), T(0), T(0), T(0)};
     for (int r = blockIdx.x * kThreads + threadIdx.x; r < hw; r += gridDim.x * kThreads) {
       const int i = r / W;
-      backward_pixel<G>(a, grid, pose, b, i, r - i * W, acc, AtomicAdd{});
+      backward_pixel<G>(a, grid, pose, b, i, r - i * W, acc, sink);
     }
     write_grad_theta(a.grad_theta + b * 6, acc, own_image);
   }

@@ -9,23 +9,37 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "stnm_gather.h"
 #include "stnm_math.h"
 
 namespace ganrepro {
 namespace stnm {
 
 // Which kernels run; set per call from GANREPRO_STNM_CUDA (see docs/custom_ops.md,
-// "CUDA kernel variants").  The defaults are the fastest measured on an H200.
+// "CUDA kernel variants").  The defaults follow the H200 measurements in
+// docs/custom_ops_perf.md.
 struct CudaConfig {
-  bool dense = true;        // dense float32 kernels where the tensors allow them
-  int fwd_pixels = 2;       // dense forward: output pixels per thread (1, 2 or 4)
-  int bwd_pixels = 1;       // dense backward: output pixels per thread (1 or 2)
-  bool pair_atomics = true; // dense backward: 8-byte atomics for adjacent taps (sm_90+)
-  bool zero_by_rows = true; // dense backward, a block per image: zero source rows as needed
+  bool dense = true;         // dense float32 kernels where the tensors allow them
+  int fwd_pixels = 4;        // dense forward: output pixels per thread (1, 2 or 4)
+  int bwd_pixels = 1;        // dense backward: output pixels per thread (1 or 2)
+  bool pair_atomics = false; // dense atomic backward: 8-byte atomics for adjacent taps (sm_90+)
+  // Dense backward: gather (two passes, no atomics; stnm_gather.h) or atomic
+  // scatter.  kAuto gathers from kGatherMinPixels output pixels per call on.
+  enum class Backward { kAuto, kGather, kAtomic } backward = Backward::kAuto;
+  // Dense atomic backward with a block per image: zero the image's source rows
+  // just before they are needed, or the whole slice first.  kAuto: rows when
+  // the batch exceeds the SM count (images then wait in L2 for their atomics).
+  enum class Zero { kAuto, kRows, kFront } zero = Zero::kAuto;
   // Backward: how images map to blocks.  kAuto picks kOwnImage when the batch
   // fills the GPU or images are small, else kSplitImage.
   enum Images { kAuto, kOwnImage, kSplitImage } images = kAuto;
 };
+
+// Below this many output pixels per call (B H W) the atomic backward stays the
+// default: such calls are bound by host time (tens of microseconds per eager
+// forward+backward against a few of GPU time), and the gather adds a launch and
+// a scratch allocation.  2^20 = 64 x 128 x 128 = 1024 x 32 x 32.
+constexpr long long kGatherMinPixels = 1LL << 20;
 
 // Largest output H * W the kernels accept: pixel indices within an image are 32-bit.
 constexpr long long kMaxPixelsPerImage = (1LL << 30);
@@ -77,6 +91,10 @@ struct DenseBackwardArgs {
   ThetaView<float> theta;
   Shape shape;
   bool mask_grad_full;
+  // The gather backward's buffer between its two passes, (B, H, W, C + 1)
+  // contiguous: an output pixel's C + 1 values side by side, one vector access.
+  // nullptr selects the atomic backward.
+  float* scratch;
 };
 
 // The dense kernels are compiled for 1 (masks, MNIST) and 3 (RGB) channels.
@@ -85,9 +103,22 @@ bool dense_supports_channels(int64_t channels);
 cudaError_t launch_dense_forward(const DenseForwardArgs& args, const CudaConfig& config,
                                  cudaStream_t stream);
 
-// Same zeroing contract as launch_backward.
+// Same zeroing contract as launch_backward.  With args.scratch set it runs the
+// gather backward: pass 1 here, then launch_dense_gather.
 cudaError_t launch_dense_backward(const DenseBackwardArgs& args, const CudaConfig& config,
                                   cudaStream_t stream);
+
+// Pass 2 of the gather backward (stnm_cuda_gather.cu): writes grad_fg and
+// grad_mask from args.scratch.
+cudaError_t launch_dense_gather(const DenseBackwardArgs& args, int sm_count, cudaStream_t stream);
+
+// Does the dense backward of this call gather?  The scratch buffer's offsets
+// inside one image must fit int32, as the dense tensors' do.
+inline bool dense_backward_gathers(const CudaConfig& config, const Shape& s) {
+  if (config.backward == CudaConfig::Backward::kAtomic) return false;
+  if ((s.C + 1) * s.H * s.W > (1LL << 30)) return false;
+  return config.backward == CudaConfig::Backward::kGather || s.B * s.H * s.W >= kGatherMinPixels;
+}
 
 // Shared by both launchers: the current device's SM count (cached per device),
 // and whether the backward gives each image its own block.

@@ -11,9 +11,13 @@
 //  * give each thread P output pixels, 8 rows apart in a 32-wide tile, and issue
 //    all of their loads before any store or atomic, so that more memory
 //    requests are in flight per thread;
-//  * in the backward, scatter without per-tap branches where all four taps are
-//    inside, send adjacent taps as one 8-byte atomic on sm_90, and, when a block
-//    owns an image, zero the source rows just before the atomics reach them.
+//  * in the atomic backward, scatter without per-tap branches where all four
+//    taps are inside, optionally send adjacent taps as one 8-byte atomic on
+//    sm_90, and, when a block owns an image, zero the source rows just before
+//    the atomics reach them (or the whole slice first);
+//  * in the gather backward (stnm_gather.h), store each output pixel's C + 1
+//    values as one vector instead of scattering them (pass 1); pass 2 is
+//    stnm_cuda_gather.cu.
 // The arithmetic is the shared per-pixel code of stnm_math.h (footprint,
 // interpolate, composite, backward_channel, theta_terms), the same the CPU
 // kernel runs, so the CPU tests vouch for it; tests/common/ops/test_stnm_cuda.py
@@ -101,10 +105,11 @@ __device__ __forceinline__ void forward_tile(const DenseForwardArgs& a,
 
 struct BackwardImage {
   const float *grad_out, *canvas, *fg, *mask;
-  float *grad_canvas, *grad_fg, *grad_mask;
+  float *grad_canvas, *grad_fg, *grad_mask, *scratch;
 };
 
-template <int C, int P, bool PAIR>
+// SCRATCH: the gather backward's pass 1 (stores), else the atomic backward.
+template <int C, int P, bool PAIR, bool SCRATCH>
 __device__ __forceinline__ void backward_tile(const DenseBackwardArgs& a,
                                               const Grid<float, int>& grid,
                                               const Pose<float>& pose, const BackwardImage& img,
@@ -143,7 +148,9 @@ __device__ __forceinline__ void backward_tile(const DenseBackwardArgs& a,
     }
     float* grad_mask = img.grad_mask + top_left(f[p], a.grad_mask.sh);
     const Foot& t = f[p];
-    if (t.in[0] && t.in[1] && t.in[2] && t.in[3]) {
+    if (SCRATCH) {
+      if (near_source(t, grid)) store_scratch<C>(grid, img.scratch, i0 + kTileRows * p, j, gf, pg.m);
+    } else if (t.in[0] && t.in[1] && t.in[2] && t.in[3]) {
       scatter_pixel<C, PAIR, true>(a, grad_fg, grad_mask, t, gf, pg.m);
     } else if (t.in[0] || t.in[1] || t.in[2] || t.in[3]) {
       scatter_pixel<C, PAIR, false>(a, grad_fg, grad_mask, t, gf, pg.m);
@@ -185,6 +192,7 @@ enum class Zeroing {
   kLauncher,   // blocks share images; the launcher zeroed everything with memsets
   kImageFront, // one block per image; it zeroes the image's slices first
   kImageRows,  // one block per image; it zeroes source rows just before they are needed
+  kNone,       // one block per image, nothing to zero (the gather's pass 1)
 };
 
 // Own-image zeroing row by row (Zeroing::kImageRows).  The block walks its
@@ -230,7 +238,7 @@ __device__ __forceinline__ void zero_rows(const DenseBackwardArgs& a, int64_t b,
   zero_run(a.grad_mask.data + b * a.grad_mask.sb + static_cast<int64_t>(first) * a.shape.Wf, n);
 }
 
-template <int C, int P, bool PAIR>
+template <int C, int P, bool PAIR, bool SCRATCH>
 __global__ void __launch_bounds__(kThreads, backward_min_blocks(P))
     dense_backward_kernel(const DenseBackwardArgs a, Zeroing zeroing) {
   const auto grid = make_grid<float, int>(a.shape);
@@ -245,10 +253,11 @@ __global__ void __launch_bounds__(kThreads, backward_min_blocks(P))
       __syncthreads();
     }
     const Pose<float> pose = pose_of(a.theta, b);
+    if (SCRATCH) zero_for_scatter(a, grid, pose, b);
     const BackwardImage img{image_of(a.grad_out, b),    image_of(a.canvas, b),
                             image_of(a.fg, b),          image_of(a.mask, b),
                             image_of(a.grad_canvas, b), image_of(a.grad_fg, b),
-                            image_of(a.grad_mask, b)};
+                            image_of(a.grad_mask, b),   SCRATCH ? scratch_of(a, b) : nullptr};
     float acc[6] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
     int zeroed = -1;  // kImageRows: source rows [0, zeroed] are zero
     for (int ty = blockIdx.y; ty < tiles_y; ty += gridDim.y) {
@@ -262,7 +271,8 @@ __global__ void __launch_bounds__(kThreads, backward_min_blocks(P))
         }
       }
       for (int tx = blockIdx.x; tx < tiles_x; tx += gridDim.x) {
-        backward_tile<C, P, PAIR>(a, grid, pose, img, ty * rows + row, tx * kTileW + lane, acc);
+        backward_tile<C, P, PAIR, SCRATCH>(a, grid, pose, img, ty * rows + row,
+                                           tx * kTileW + lane, acc);
       }
     }
     if (zeroing == Zeroing::kImageRows) zero_rows(a, b, zeroed + 1, grid.Hf - 1);
@@ -328,15 +338,19 @@ cudaError_t launch_dense_backward(const DenseBackwardArgs& a, const CudaConfig& 
   if (status != cudaSuccess) return status;
   const int64_t B = a.shape.B;
   const int64_t hw = a.shape.H * a.shape.W;
+  const bool gather = a.scratch != nullptr;
   const int pixels = config.bwd_pixels == 1 ? 1 : 2;
   const bool own_image = backward_owns_images(config.images, B, hw, sm_count);
   dim3 grid(1, 1, grid_limit(B));
   if (!own_image || B == 0 || hw == 0) {
+    // The gather zeroes nothing here: pass 2 writes grad_fg and grad_mask (and
+    // pass 1 zeroes what pass 2 scatters), unless no output pixel exists at all.
+    const bool zero_sources = !gather || hw == 0;
     const size_t fg_bytes = static_cast<size_t>(B * a.shape.C * a.shape.Hf * a.shape.Wf) * 4;
     const size_t mask_bytes = static_cast<size_t>(B * a.shape.Hf * a.shape.Wf) * 4;
     const size_t theta_bytes = static_cast<size_t>(B) * 6 * 4;
-    if (fg_bytes > 0) status = cudaMemsetAsync(a.grad_fg.data, 0, fg_bytes, stream);
-    if (status == cudaSuccess && mask_bytes > 0)
+    if (zero_sources && fg_bytes > 0) status = cudaMemsetAsync(a.grad_fg.data, 0, fg_bytes, stream);
+    if (status == cudaSuccess && zero_sources && mask_bytes > 0)
       status = cudaMemsetAsync(a.grad_mask.data, 0, mask_bytes, stream);
     if (status == cudaSuccess && theta_bytes > 0)
       status = cudaMemsetAsync(a.grad_theta, 0, theta_bytes, stream);
@@ -348,23 +362,30 @@ cudaError_t launch_dense_backward(const DenseBackwardArgs& a, const CudaConfig& 
     grid.x = static_cast<unsigned>(tiles_x);
     grid.y = grid_limit(wanted < tiles_y ? wanted : tiles_y);
   }
-  const bool pair = config.pair_atomics && rows_pair_aligned(a.grad_fg) &&
+  const bool pair = !gather && config.pair_atomics && rows_pair_aligned(a.grad_fg) &&
                     rows_pair_aligned(a.grad_mask);
-  const Zeroing zeroing = !own_image           ? Zeroing::kLauncher
-                          : config.zero_by_rows ? Zeroing::kImageRows
-                                                : Zeroing::kImageFront;
+  const bool rows = config.zero == CudaConfig::Zero::kRows ||
+                    (config.zero == CudaConfig::Zero::kAuto && B > sm_count);
+  const Zeroing zeroing = !own_image ? Zeroing::kLauncher
+                          : gather   ? Zeroing::kNone
+                          : rows     ? Zeroing::kImageRows
+                                     : Zeroing::kImageFront;
   with_pixels(pixels, [&](auto pixel_count) {
     constexpr int P = decltype(pixel_count)::value == 1 ? 1 : 2;
     with_channels(a.shape.C, [&](auto channels) {
       constexpr int C = decltype(channels)::value;
-      if (pair) {
-        dense_backward_kernel<C, P, true><<<grid, kThreads, 0, stream>>>(a, zeroing);
+      if (gather) {
+        dense_backward_kernel<C, P, false, true><<<grid, kThreads, 0, stream>>>(a, zeroing);
+      } else if (pair) {
+        dense_backward_kernel<C, P, true, false><<<grid, kThreads, 0, stream>>>(a, zeroing);
       } else {
-        dense_backward_kernel<C, P, false><<<grid, kThreads, 0, stream>>>(a, zeroing);
+        dense_backward_kernel<C, P, false, false><<<grid, kThreads, 0, stream>>>(a, zeroing);
       }
     });
   });
-  return cudaGetLastError();
+  status = cudaGetLastError();
+  if (status != cudaSuccess || !gather) return status;
+  return launch_dense_gather(a, sm_count, stream);
 }
 
 }  // namespace stnm

@@ -1,6 +1,7 @@
-// Device helpers of the CUDA kernels (stnm_cuda.cu, stnm_cuda_dense.cu): block
-// shape, atomics, zeroing, the block reduction of d/dtheta, and the explicit
-// global loads, stores and reductions of the dense kernels.  nvcc only.
+// Device helpers of the CUDA kernels (stnm_cuda.cu, stnm_cuda_dense.cu,
+// stnm_cuda_gather.cu): block shape, atomics, zeroing, the block reduction of
+// d/dtheta, the explicit global loads, stores and reductions of the dense
+// kernels, and the gather backward's scratch pixels.  nvcc only.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -107,6 +108,11 @@ __device__ __forceinline__ T* image_of(const Image32<T>& view, int64_t b) {
   return opaque(view.data + b * view.sb);
 }
 
+// Batch element b's part of the gather's scratch buffer, (B, H, W, C + 1).
+__device__ __forceinline__ float* scratch_of(const DenseBackwardArgs& a, int64_t b) {
+  return opaque(a.scratch + b * a.shape.H * a.shape.W * (a.shape.C + 1));
+}
+
 __device__ __forceinline__ float ld(const float* p) { return __ldg(p); }
 
 __device__ __forceinline__ void st(float* p, float v) {
@@ -136,6 +142,70 @@ __device__ __forceinline__ void red2(float* p, float v0, float v1) {
 #else
 #define GANREPRO_STNM_PAIR_ATOMICS 0
 #endif
+
+// The gather backward's scratch pixel: C + 1 floats stored and loaded as one
+// vector (16 bytes for C = 3, 8 for C = 1; the buffer is aligned to that).
+template <int C>
+struct ScratchPixel;
+
+template <>
+struct ScratchPixel<3> {
+  static __device__ __forceinline__ void store(float* p, const float v[4]) {
+    asm volatile(
+        "{\n\t.reg .u64 g;\n\tcvta.to.global.u64 g, %0;\n\t"
+        "st.global.v4.f32 [g], {%1, %2, %3, %4};\n\t}"
+        :: "l"(p), "f"(v[0]), "f"(v[1]), "f"(v[2]), "f"(v[3]) : "memory");
+  }
+  static __device__ __forceinline__ void load(const float* p, float v[4]) {
+    const float4 q = __ldg(reinterpret_cast<const float4*>(p));
+    v[0] = q.x;
+    v[1] = q.y;
+    v[2] = q.z;
+    v[3] = q.w;
+  }
+};
+
+template <>
+struct ScratchPixel<1> {
+  static __device__ __forceinline__ void store(float* p, const float v[2]) {
+    asm volatile(
+        "{\n\t.reg .u64 g;\n\tcvta.to.global.u64 g, %0;\n\tst.global.v2.f32 [g], {%1, %2};\n\t}"
+        :: "l"(p), "f"(v[0]), "f"(v[1]) : "memory");
+  }
+  static __device__ __forceinline__ void load(const float* p, float v[2]) {
+    const float2 q = __ldg(reinterpret_cast<const float2*>(p));
+    v[0] = q.x;
+    v[1] = q.y;
+  }
+};
+
+// The gather's pass 1 stores a pixel's C + 1 values instead of scattering them.
+template <int C>
+__device__ __forceinline__ void store_scratch(const Grid<float, int>& grid, float* scratch, int i,
+                                              int j, const float gf[C], float gm) {
+  float v[C + 1];
+#pragma unroll
+  for (int c = 0; c < C; ++c) v[c] = gf[c];
+  v[C] = gm;
+  ScratchPixel<C>::store(scratch + (i * grid.W + j) * (C + 1), v);
+}
+
+// The gather's pass 1, for an image whose gather window is unbounded: pass 2
+// will scatter into its grad_fg and grad_mask, so each block that works on the
+// image zeroes its share of them now.
+__device__ __forceinline__ void zero_for_scatter(const DenseBackwardArgs& a,
+                                                 const Grid<float, int>& grid,
+                                                 const Pose<float>& pose, int64_t b) {
+  if (gather_window(pose, grid).ok) return;
+  const int64_t blocks = static_cast<int64_t>(gridDim.x) * gridDim.y;
+  const int64_t k = static_cast<int64_t>(blockIdx.y) * gridDim.x + blockIdx.x;
+  const int64_t plane = a.shape.Hf * a.shape.Wf;
+  const int64_t fg_begin = a.shape.C * plane * k / blocks;
+  const int64_t fg_end = a.shape.C * plane * (k + 1) / blocks;
+  zero_run(a.grad_fg.data + b * a.grad_fg.sb + fg_begin, fg_end - fg_begin);
+  const int64_t mask_begin = plane * k / blocks, mask_end = plane * (k + 1) / blocks;
+  zero_run(a.grad_mask.data + b * a.grad_mask.sb + mask_begin, mask_end - mask_begin);
+}
 
 // The four taps of one plane at p (the top-left tap); outside taps read 0.
 __device__ __forceinline__ void load4(const float* p, int sh, const Footprint<float, int>& f,

@@ -27,8 +27,9 @@ namespace {
 
 constexpr const char* kConfigVariable = "GANREPRO_STNM_CUDA";
 constexpr const char* kConfigHelp =
-    "expected comma-separated settings: 'generic' or 'dense', fwd_px=1|2|4, bwd_px=1|2, "
-    "pairs=0|1, images=auto|own|split, zero=rows|front (e.g. 'dense,fwd_px=4,pairs=0')";
+    "expected comma-separated settings: 'generic' or 'dense', bwd=auto|gather|atomic, "
+    "fwd_px=1|2|4, bwd_px=1|2, pairs=0|1, images=auto|own|split, zero=auto|rows|front "
+    "(e.g. 'dense,bwd=atomic,pairs=1')";
 
 CudaConfig parse_config(const std::string& text) {
   CudaConfig config;
@@ -47,8 +48,14 @@ CudaConfig parse_config(const std::string& text) {
       config.bwd_pixels = std::stoi(value);
     } else if (key == "pairs" && (value == "0" || value == "1")) {
       config.pair_atomics = value == "1";
-    } else if (key == "zero" && (value == "rows" || value == "front")) {
-      config.zero_by_rows = value == "rows";
+    } else if (key == "bwd" && (value == "auto" || value == "gather" || value == "atomic")) {
+      config.backward = value == "gather"   ? CudaConfig::Backward::kGather
+                        : value == "atomic" ? CudaConfig::Backward::kAtomic
+                                            : CudaConfig::Backward::kAuto;
+    } else if (key == "zero" && (value == "auto" || value == "rows" || value == "front")) {
+      config.zero = value == "rows"    ? CudaConfig::Zero::kRows
+                    : value == "front" ? CudaConfig::Zero::kFront
+                                       : CudaConfig::Zero::kAuto;
     } else if (key == "images" && (value == "auto" || value == "own" || value == "split")) {
       config.images = value == "own"     ? CudaConfig::kOwnImage
                       : value == "split" ? CudaConfig::kSplitImage
@@ -159,8 +166,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> stnm_backward_cuda(
   check_grad_out(grad_out, canvas);
   check_cuda(op, canvas);
   const c10::cuda::CUDAGuard guard(canvas.device());
-  // No zero-filling here: the launchers zero grad_fg, grad_mask and
-  // grad_theta (inside the kernel or with memsets, whichever is cheaper).
+  // No zero-filling here: the atomic backward's launchers zero grad_fg,
+  // grad_mask and grad_theta (inside the kernel or with memsets, whichever is
+  // cheaper), and the gather backward writes every element of them once.
   at::Tensor grad_canvas = empty_in_layout_of(canvas);
   at::Tensor grad_fg = empty_in_layout_of(fg);
   at::Tensor grad_mask = empty_in_layout_of(mask);
@@ -168,12 +176,26 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> stnm_backward_cuda(
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   const CudaConfig config = current_config();
   if (grad_fg.is_contiguous() && grad_mask.is_contiguous() &&
-      use_dense(config, {&canvas, &grad_out, &fg, &mask, &grad_canvas, &grad_fg, &grad_mask})) {
+      use_dense(config, {&canvas, &fg, &mask, &grad_canvas, &grad_fg, &grad_mask})) {
+    // A grad_out the dense kernels cannot address, such as the expanded one
+    // that out.sum().backward() produces, is copied rather than sending the
+    // whole backward to the generic kernels; a dense grad_out costs one check.
+    const at::Tensor dense_grad_out =
+        grad_out.scalar_type() == at::kFloat && dense_rows(grad_out) ? grad_out
+                                                                     : grad_out.contiguous();
+    const Shape shape = shape_of(canvas, fg);
+    at::Tensor scratch;
+    if (shape.B * shape.H * shape.W > 0 && dense_backward_gathers(config, shape)) {
+      scratch = at::empty({shape.B, shape.H, shape.W, shape.C + 1}, canvas.options());
+    }
     const DenseBackwardArgs a{
-        cimage32<float>(grad_out), cimage32<float>(canvas),   cimage32<float>(fg),
-        cimage32<float>(mask),     image32<float>(grad_canvas), image32<float>(grad_fg),
-        image32<float>(grad_mask), grad_theta.data_ptr<float>(), theta_view<float>(theta),
-        shape_of(canvas, fg),      mask_grad_full};
+        cimage32<float>(dense_grad_out), cimage32<float>(canvas),
+        cimage32<float>(fg),             cimage32<float>(mask),
+        image32<float>(grad_canvas),     image32<float>(grad_fg),
+        image32<float>(grad_mask),       grad_theta.data_ptr<float>(),
+        theta_view<float>(theta),        shape,
+        mask_grad_full,
+        scratch.defined() ? scratch.data_ptr<float>() : nullptr};
     check_launch(launch_dense_backward(a, config, stream), op);
     return {grad_canvas, grad_fg, grad_mask, grad_theta};
   }

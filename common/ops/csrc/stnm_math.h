@@ -3,10 +3,10 @@
 // Everything here is plain C++ that compiles both with a host compiler and
 // with nvcc (as __host__ __device__).  The CPU kernel, which the CPU test suite
 // checks against the pure-PyTorch reference, runs exactly these functions, and
-// both CUDA paths (the generic strided one and the dense float32 one) build on
-// the same pieces: footprint(), the tap helpers, composite(), backward_channel()
-// and theta_terms().  The CUDA kernels only add thread indexing, memory access
-// and reductions on top.  Index arithmetic is templated on the index type `I`:
+// both CUDA paths (the generic strided one, stnm_strided.h, and the dense
+// float32 one) build on the same pieces: footprint(), the tap helpers,
+// composite(), backward_channel() and theta_terms().  The CUDA kernels only add
+// thread indexing, memory access and reductions on top.  Index arithmetic is templated on the index type `I`:
 // int64_t for the generic paths, int32_t for the dense CUDA path.
 //
 // Conventions (see docs/custom_ops.md):
@@ -75,9 +75,23 @@ struct BackwardArgs {
 
 // Overloads instead of std:: calls so that float stays float on both sides.
 STNM_HD float floor_of(float v) { return floorf(v); }
+STNM_HD float ceil_of(float v) { return ceilf(v); }
+STNM_HD double ceil_of(double v) { return ceil(v); }
 STNM_HD double floor_of(double v) { return floor(v); }
 STNM_HD float clamp_to(float v, float lo, float hi) { return fminf(fmaxf(v, lo), hi); }
 STNM_HD double clamp_to(double v, double lo, double hi) { return fmin(fmax(v, lo), hi); }
+
+// a * b + c.  On the GPU an explicit fused multiply-add: nvcc would otherwise
+// decide per call site whether to fuse, and the gather backward relies on every
+// kernel computing a sampling position with the same bits (see footprint).  The
+// host compiler does not fuse (no FMA in the baseline x86-64 target).
+#if defined(__CUDA_ARCH__)
+STNM_HD float fma_of(float a, float b, float c) { return fmaf(a, b, c); }
+STNM_HD double fma_of(double a, double b, double c) { return fma(a, b, c); }
+#else
+STNM_HD float fma_of(float a, float b, float c) { return a * b + c; }
+STNM_HD double fma_of(double a, double b, double c) { return a * b + c; }
+#endif
 
 // Constants of one launch: the output grid and the source size.
 template <typename T, typename I>
@@ -104,10 +118,13 @@ STNM_HD Grid<T, I> make_grid(const Shape& s) {
 // Base grid of affine_grid(align_corners=True): linspace(-1, 1, n), or 0 when
 // n == 1.  Same formula as torch.linspace (each half counted from its own end),
 // so the two ends are exactly -1 and 1.
+// Selects instead of branches: the gather backward evaluates it in its inner loop.
 template <typename T, typename I>
 STNM_HD T base_coord(I i, I n, T step) {
-  if (n <= 1) return T(0);
-  return i < n / 2 ? T(-1) + step * T(i) : T(1) - step * T(n - 1 - i);
+  const bool first_half = i < n / 2;
+  const T v = fma_of(first_half ? step : -step, T(first_half ? i : n - 1 - i),
+                     first_half ? T(-1) : T(1));
+  return n > 1 ? v : T(0);
 }
 
 // theta of one batch element: x_src = a xn + b yn + c,  y_src = d xn + e yn + f.
@@ -134,13 +151,32 @@ struct Footprint {
   bool in[4];   // tap lies inside the source; outside taps read as zero
 };
 
+// The part of a footprint that depends on the output row i only (a loop over
+// the pixels of a row computes it once).
+template <typename T>
+struct FootprintRow {
+  T yn;      // normalised row position
+  T gx, gy;  // source position, normalised, of the row's column xn = 0
+};
+
 template <typename T, typename I>
-STNM_HD Footprint<T, I> footprint(const Pose<T>& p, const Grid<T, I>& g, I i, I j) {
+STNM_HD FootprintRow<T> footprint_row(const Pose<T>& p, const Grid<T, I>& g, I i) {
+  const T yn = base_coord(i, g.H, g.step_y);
+  return {yn, fma_of(p.b, yn, p.c), fma_of(p.e, yn, p.f)};
+}
+
+// Every kernel that needs output pixel (i, j)'s taps calls this one function,
+// and on the GPU its position arithmetic is explicit fused multiply-adds
+// followed by operations nvcc cannot fuse, so all kernels agree on the taps
+// bit for bit (the gather backward's second pass recomputes them).
+template <typename T, typename I>
+STNM_HD Footprint<T, I> footprint(const Pose<T>& p, const Grid<T, I>& g,
+                                  const FootprintRow<T>& row, I j) {
   Footprint<T, I> f;
   f.xn = base_coord(j, g.W, g.step_x);
-  f.yn = base_coord(i, g.H, g.step_y);
-  const T gx = p.a * f.xn + p.b * f.yn + p.c;
-  const T gy = p.d * f.xn + p.e * f.yn + p.f;
+  f.yn = row.yn;
+  const T gx = fma_of(p.a, f.xn, row.gx);
+  const T gy = fma_of(p.d, f.xn, row.gy);
   // align_corners=True: -1 and 1 are the centres of the first and last pixels.
   const T x_raw = (gx + T(1)) * g.half_wf;
   const T y_raw = (gy + T(1)) * g.half_hf;
@@ -170,6 +206,11 @@ STNM_HD Footprint<T, I> footprint(const Pose<T>& p, const Grid<T, I>& g, I i, I 
   f.in[2] = y1_in && x0_in;
   f.in[3] = y1_in && x1_in;
   return f;
+}
+
+template <typename T, typename I>
+STNM_HD Footprint<T, I> footprint(const Pose<T>& p, const Grid<T, I>& g, I i, I j) {
+  return footprint(p, g, footprint_row(p, g, i), j);
 }
 
 // Offsets of the four taps inside one (b, c) plane of a strided tensor.
@@ -269,105 +310,6 @@ void with_channel_group(int64_t channels, Fn&& fn) {
   } else {
     fn(std::integral_constant<int, 4>{});
   }
-}
-
-// ----------------------------------------------------------------------------
-// The generic strided path (CPU kernel and generic CUDA kernel): one pixel at a
-// time, int64 indices, any strides and float or double.
-
-// out = m * f + (1 - m) * canvas at output pixel (b, i, j), all channels.
-template <int G, typename T>
-STNM_HD void forward_pixel(const ForwardArgs<T>& a, const Grid<T, int64_t>& grid,
-                           const Pose<T>& pose, int64_t b, int64_t i, int64_t j) {
-  const Footprint<T, int64_t> f = footprint(pose, grid, i, j);
-  int64_t off[4];
-  T mv[4];
-  tap_offsets(f, a.mask.sh, a.mask.sw, off);
-  load_taps(a.mask.data + b * a.mask.sb, f, off, mv);
-
-  tap_offsets(f, a.fg.sh, a.fg.sw, off);
-  const T* fg = a.fg.data + b * a.fg.sb;
-  const T* canvas = a.canvas.data + b * a.canvas.sb + i * a.canvas.sh + j * a.canvas.sw;
-  T* out = a.out.data + b * a.out.sb + i * a.out.sh + j * a.out.sw;
-  const int64_t C = a.shape.C;
-  for (int64_t c0 = 0; c0 < C; c0 += G) {
-    T v[G][4];
-    T bg[G];
-STNM_UNROLL
-    for (int k = 0; k < G; ++k) {
-      if (c0 + k < C) {
-        load_taps(fg + (c0 + k) * a.fg.sc, f, off, v[k]);
-        bg[k] = canvas[(c0 + k) * a.canvas.sc];
-      }
-    }
-    const T m = interpolate(f, mv);
-STNM_UNROLL
-    for (int k = 0; k < G; ++k) {
-      if (c0 + k < C) out[(c0 + k) * a.out.sc] = composite(m, interpolate(f, v[k]), bg[k]);
-    }
-  }
-}
-
-// Gradients at output pixel (b, i, j).  grad_canvas is written (each output
-// pixel owns its canvas pixel); grad_fg and grad_mask are scattered to the
-// four taps through `add` (a plain += on the CPU, atomicAdd on the GPU); the
-// six d/dtheta terms are added to `acc` for the caller to reduce.
-template <int G, typename T, typename Acc, typename Add>
-STNM_HD void backward_pixel(const BackwardArgs<T>& a, const Grid<T, int64_t>& grid,
-                            const Pose<T>& pose, int64_t b, int64_t i, int64_t j, Acc acc[6],
-                            Add add) {
-  const Footprint<T, int64_t> f = footprint(pose, grid, i, j);
-  int64_t off[4];
-  T mv[4];
-  tap_offsets(f, a.mask.sh, a.mask.sw, off);
-  load_taps(a.mask.data + b * a.mask.sb, f, off, mv);
-
-  tap_offsets(f, a.fg.sh, a.fg.sw, off);
-  const T* fg = a.fg.data + b * a.fg.sb;
-  const T* g = a.grad_out.data + b * a.grad_out.sb + i * a.grad_out.sh + j * a.grad_out.sw;
-  const T* canvas = a.canvas.data + b * a.canvas.sb + i * a.canvas.sh + j * a.canvas.sw;
-  T* grad_canvas =
-      a.grad_canvas.data + b * a.grad_canvas.sb + i * a.grad_canvas.sh + j * a.grad_canvas.sw;
-  T* grad_fg = a.grad_fg.data + b * a.grad_fg.sb;
-  int64_t grad_off[4];
-  tap_offsets(f, a.grad_fg.sh, a.grad_fg.sw, grad_off);
-
-  PixelGrad<T> pg;
-  const int64_t C = a.shape.C;
-  for (int64_t c0 = 0; c0 < C; c0 += G) {
-    T v[G][4];
-    T gc[G];
-    T bg[G];
-STNM_UNROLL
-    for (int k = 0; k < G; ++k) {
-      if (c0 + k < C) {
-        load_taps(fg + (c0 + k) * a.fg.sc, f, off, v[k]);
-        gc[k] = g[(c0 + k) * a.grad_out.sc];
-        bg[k] = canvas[(c0 + k) * a.canvas.sc];
-      }
-    }
-    const T m = interpolate(f, mv);
-STNM_UNROLL
-    for (int k = 0; k < G; ++k) {
-      if (c0 + k >= C) continue;
-      T d_canvas;
-      const T gf = backward_channel(f, v[k], gc[k], bg[k], m, d_canvas, pg);
-      grad_canvas[(c0 + k) * a.grad_canvas.sc] = d_canvas;
-      T* plane = grad_fg + (c0 + k) * a.grad_fg.sc;
-STNM_UNROLL
-      for (int t = 0; t < 4; ++t) {
-        if (f.in[t]) add(plane + grad_off[t], f.w[t] * gf);
-      }
-    }
-  }
-
-  tap_offsets(f, a.grad_mask.sh, a.grad_mask.sw, grad_off);
-  T* grad_mask = a.grad_mask.data + b * a.grad_mask.sb;
-STNM_UNROLL
-  for (int t = 0; t < 4; ++t) {
-    if (f.in[t]) add(grad_mask + grad_off[t], f.w[t] * pg.m);
-  }
-  theta_terms(f, mv, grid, a.mask_grad_full, pg, acc);
 }
 
 }  // namespace stnm

@@ -17,6 +17,13 @@ FLIPPED = [[-1.13, 0.09, 0.06], [0.04, -0.91, 0.11]]   # both axes mirrored
 QUARTER_TURN = [[0.03, 1.11, 0.09], [-1.04, 0.02, -0.12]]  # source rows follow output columns
 LARGE_SCALE = [[4.3, 0.2, -3.1], [0.1, 5.7, 4.9]]      # a small object near a corner
 IDENTITY = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+# Poses whose gather window is unbounded, so the gather backward falls back to
+# scattering for them (stnm_gather.h): an object enlarged ~8x, and a pose that
+# (nearly) collapses every output row onto one source row.
+ENLARGE_8X = [[0.11, 0.02, 0.05], [-0.01, 0.13, 0.02]]
+COLLAPSED = [[0.9, 0.0, 0.1], [0.0, 0.0, 0.3]]
+# One pose per batch element: gathered and fallback images in one call.
+MIXED = [ROTATE_SCALE, ENLARGE_8X, FLIPPED, OFF_CANVAS, COLLAPSED, QUARTER_TURN, ENLARGE]
 
 # Why float32 comparisons leave d/dtheta out: d/dtheta sums, over pixels, a
 # function that jumps wherever a sample crosses a pixel boundary.  Two float32
@@ -34,7 +41,8 @@ def boundary_free_pose(size):
 
 def make_inputs(batch=2, channels=3, size=(7, 9), src_size=None, theta=ROTATE_SCALE,
                 dtype=torch.float64, device="cpu", seed=0, jitter=0.05, mask=None):
-    """canvas, fg, mask, theta with the given pose (plus per-sample jitter)."""
+    """canvas, fg, mask, theta with the given pose, or list of poses cycled over the
+    batch (plus per-sample jitter)."""
     gen = torch.Generator().manual_seed(seed)
     h, w = size
     hf, wf = src_size or size
@@ -48,8 +56,10 @@ def make_inputs(batch=2, channels=3, size=(7, 9), src_size=None, theta=ROTATE_SC
         m = torch.rand(batch, 1, hf, wf, generator=gen, dtype=dtype)
     else:
         m = torch.full((batch, 1, hf, wf), float(mask), dtype=dtype)
-    pose = torch.tensor(theta, dtype=dtype).expand(batch, 2, 3)
-    pose = pose + jitter * rand(batch, 2, 3)
+    pose = torch.tensor(theta, dtype=dtype)
+    if pose.dim() == 3:  # one pose per batch element, cycled
+        pose = pose[torch.arange(batch) % pose.shape[0]]
+    pose = pose.expand(batch, 2, 3) + jitter * rand(batch, 2, 3)
     return [t.to(device) for t in (canvas, fg, m, pose)]
 
 
@@ -72,10 +82,16 @@ def poison_cuda_cache(tensors, copies=6):
 
     The op allocates its outputs and gradients with the sizes of its inputs, and the
     allocator hands out a freed block of the same size first, so an element that a
-    kernel fails to write (or to zero) reads as NaN instead of a lucky 0.
+    kernel fails to write (or to zero) reads as NaN instead of a lucky 0.  The
+    gather backward's scratch buffer, (C + 1) / C times the canvas, is poisoned
+    too, so that reading a value its first pass did not store shows up as well.
     """
-    blocks = [torch.full((t.numel(),), float("nan"), dtype=t.dtype, device=t.device)
-              for t in tensors if t.is_cuda for _ in range(copies)]
+    sizes = [(t.numel(), t) for t in tensors if t.is_cuda]
+    if tensors and tensors[0].is_cuda and tensors[0].dim() == 4 and tensors[0].shape[1] > 0:
+        canvas = tensors[0]
+        sizes.append((canvas.numel() // canvas.shape[1] * (canvas.shape[1] + 1), canvas))
+    blocks = [torch.full((n,), float("nan"), dtype=t.dtype, device=t.device)
+              for n, t in sizes for _ in range(copies)]
     del blocks
 
 

@@ -1,10 +1,11 @@
 """The CUDA kernels against the reference and the CPU kernel (needs a GPU and nvcc).
 
 Every float32 comparison runs for each kernel family (see KERNELS): the generic
-strided kernels and the dense ones with their thread layouts, so that both stay
-covered whichever is the default.  Outputs are allocated into NaN-poisoned
-memory (cases.poison_cuda_cache), so an element a kernel forgets to write or to
-zero shows up as a mismatch.
+strided kernels, and the dense ones with both backward variants (gather and
+atomic scatter) and their thread layouts, so that all stay covered whichever is
+the default.  Outputs and the gather's scratch buffer are allocated into
+NaN-poisoned memory (cases.poison_cuda_cache), so an element a kernel forgets to
+write or to zero, or reads without its having been written, shows up as a mismatch.
 """
 import pytest
 import torch
@@ -18,10 +19,13 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 # GANREPRO_STNM_CUDA settings (docs/custom_ops.md, "CUDA kernel variants").
 KERNELS = {
     "generic": "generic",
-    "dense": "",  # the defaults
-    "dense_wide": "dense,fwd_px=4,bwd_px=2,pairs=0,images=split",
-    "dense_narrow": "dense,fwd_px=1,bwd_px=2,images=own",
-    "dense_front": "dense,pairs=0,images=own,zero=front",
+    "dense": "",  # the defaults (gather or atomic by size)
+    "gather": "dense,bwd=gather,fwd_px=2,bwd_px=2",
+    "gather_split": "dense,bwd=gather,images=split",
+    "atomic": "dense,bwd=atomic",
+    "atomic_wide": "dense,bwd=atomic,bwd_px=2,pairs=1,images=split",
+    "atomic_narrow": "dense,bwd=atomic,fwd_px=1,bwd_px=2,images=own,zero=rows",
+    "atomic_front": "dense,bwd=atomic,pairs=1,images=own,zero=front",
 }
 
 
@@ -74,8 +78,11 @@ def check(inputs, mask_grad="full", with_theta=None, views=None):
         assert_near(a, e, f"d{name} ({mask_grad})", tol)
 
 
+# ENLARGE_8X and COLLAPSED make the gather fall back to scattering; MIXED puts
+# gathered and fallback images in one call.
 POSES = [cases.ROTATE_SCALE, cases.SHRINK, cases.ENLARGE, cases.PARTLY_OFF, cases.OFF_CANVAS,
-         cases.FLIPPED, cases.QUARTER_TURN, cases.LARGE_SCALE]
+         cases.FLIPPED, cases.QUARTER_TURN, cases.LARGE_SCALE, cases.ENLARGE_8X, cases.COLLAPSED,
+         cases.MIXED]
 # (batch, size): the backward either gives each image its own block (small
 # images or a batch that fills the GPU) or splits images over blocks.  Odd
 # widths leave partial 32-wide tiles and misaligned tap pairs.
@@ -84,7 +91,7 @@ LAYOUTS = {"own_small": (8, (32, 32)), "own_batch": (300, (72, 72)), "split": (2
 
 
 @pytest.mark.parametrize("layout", LAYOUTS.values(), ids=LAYOUTS.keys())
-@pytest.mark.parametrize("pose", POSES)
+@pytest.mark.parametrize("pose", POSES, ids=range(len(POSES)))
 @pytest.mark.parametrize("mask_grad", ["full", "original"])
 def test_matches_ref(layout, pose, mask_grad, kernels):
     batch, size = layout
@@ -186,6 +193,17 @@ def test_float32_views(layout, kernels):
                       theta[:1]]
     check(one_background, views=lambda c, f, m, t: (c.expand(batch, -1, -1, -1), f, m,
                                                     t.expand(batch, -1, -1)))
+
+
+def test_lrgan_like_poses_large_batch(kernels):
+    """The benchmark's pose distribution (scale 1.2-2.4) at a size where the
+    default backward gathers, plus the float64 CPU kernel as a second opinion."""
+    inputs = cases.make_inputs(batch=256, size=(64, 64), dtype=torch.float32, device="cuda")
+    gen = torch.Generator().manual_seed(3)
+    u = lambda lo, hi: lo + (hi - lo) * torch.rand(256, generator=gen)  # noqa: E731
+    inputs[3] = torch.stack([u(1.2, 2.4), u(-0.2, 0.2), u(-0.8, 0.8), u(-0.2, 0.2), u(1.2, 2.4),
+                             u(-0.8, 0.8)], 1).view(-1, 2, 3).cuda()
+    check(inputs)
 
 
 def test_batch_beyond_the_grid_limit(kernels):

@@ -102,8 +102,11 @@ def kernel_names(fn):
 
 
 @pytest.mark.parametrize("setting, dtype, layout, expected", [
-    ("", torch.float32, "contiguous", "dense"),
-    ("dense", torch.float32, "contiguous", "dense"),
+    ("", torch.float32, "contiguous", "atomic"),  # 4 x 32 x 32 pixels: below kGatherMinPixels
+    ("", torch.float32, "large", "gather"),
+    ("dense", torch.float32, "contiguous", "atomic"),
+    ("bwd=gather", torch.float32, "contiguous", "gather"),
+    ("bwd=atomic", torch.float32, "large", "atomic"),
     ("generic", torch.float32, "contiguous", "generic"),
     ("", torch.float64, "contiguous", "generic"),
     ("", torch.float32, "channels_last", "generic"),
@@ -111,10 +114,12 @@ def kernel_names(fn):
 ])
 def test_kernel_choice(monkeypatch, setting, dtype, layout, expected):
     """GANREPRO_STNM_CUDA and the inputs pick the kernels the docs say they do,
-    so that the benchmark's variants and the tests above measure what they name."""
+    so that the benchmark's variants and the tests above measure what they name.
+    The loss is a sum, whose expanded grad_out the dense backward copies."""
     monkeypatch.setenv("GANREPRO_STNM_CUDA", setting)
     channels = 5 if layout == "five_channels" else 3
-    inputs = cases.with_grad(cases.make_inputs(batch=4, channels=channels, size=(32, 32),
+    batch, size = (256, (64, 64)) if layout == "large" else (4, (32, 32))
+    inputs = cases.with_grad(cases.make_inputs(batch=batch, channels=channels, size=size,
                                                dtype=dtype, device="cuda"))
     if layout == "channels_last":
         inputs = [t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
@@ -124,18 +129,21 @@ def test_kernel_choice(monkeypatch, setting, dtype, layout, expected):
     if not ours:
         pytest.skip(f"the profiler recorded no ganrepro kernels (saw {names[:5]})")
     dense = [name for name in ours if "dense_" in name]
-    if expected == "dense":
-        assert any("dense_forward_kernel" in n for n in ours), ours
-        assert any("dense_backward_kernel" in n for n in ours), ours
-    else:
+    gather = any("dense_gather_kernel" in n for n in ours)
+    if expected == "generic":
         assert not dense, ours
         assert any("forward_kernel" in n for n in ours), ours
+        return
+    assert any("dense_forward_kernel" in n for n in ours), ours
+    assert any("dense_backward_kernel" in n for n in ours), ours
+    assert gather == (expected == "gather"), ours
 
 
-def test_bad_kernel_setting_is_a_clear_error(monkeypatch):
-    monkeypatch.setenv("GANREPRO_STNM_CUDA", "dense,fwd_px=3")
+@pytest.mark.parametrize("setting", ["dense,fwd_px=3", "bwd=scatter"])
+def test_bad_kernel_setting_is_a_clear_error(monkeypatch, setting):
+    monkeypatch.setenv("GANREPRO_STNM_CUDA", setting)
     inputs = cases.make_inputs(dtype=torch.float32, device="cuda")
-    with pytest.raises(ValueError, match="GANREPRO_STNM_CUDA.*fwd_px=3.*expected"):
+    with pytest.raises(ValueError, match=f"GANREPRO_STNM_CUDA.*{setting.split(',')[-1]}.*expected"):
         ext(*inputs)
 
 
