@@ -21,7 +21,7 @@ namespace stnm {
 struct CudaConfig {
   bool dense = true;         // dense float32 kernels where the tensors allow them
   int fwd_pixels = 4;        // dense forward: output pixels per thread (1, 2 or 4)
-  int bwd_pixels = 1;        // dense backward: output pixels per thread (1 or 2)
+  int bwd_pixels = 2;        // dense backward: output pixels per thread (1 or 2; 2 measured best)
   bool pair_atomics = false; // dense atomic backward: 8-byte atomics for adjacent taps (sm_90+)
   // Dense backward: gather (two passes, no atomics; stnm_gather.h) or atomic
   // scatter.  kAuto gathers from kGatherMinPixels output pixels per call on.
@@ -38,8 +38,10 @@ struct CudaConfig {
 // Below this many output pixels per call (B H W) the atomic backward stays the
 // default: such calls are bound by host time (tens of microseconds per eager
 // forward+backward against a few of GPU time), and the gather adds a launch and
-// a scratch allocation.  2^20 = 64 x 128 x 128 = 1024 x 32 x 32.
-constexpr long long kGatherMinPixels = 1LL << 20;
+// a scratch allocation.  On the H200 (docs/custom_ops_perf.md, run 3) the atomic
+// backward still won at 1024 x 64 x 64 = 2^22 pixels and the gather at 2^24, so the
+// switch sits at 2^23 = 512 x 128 x 128.
+constexpr long long kGatherMinPixels = 1LL << 23;
 
 // Largest output H * W the kernels accept: pixel indices within an image are 32-bit.
 constexpr long long kMaxPixelsPerImage = (1LL << 30);
