@@ -31,6 +31,7 @@ RUN_DEFAULTS = {
         "TF32": False,            # allow TF32 matmuls/convolutions on Ampere+ GPUs
         "DETERMINISTIC": False,   # torch.use_deterministic_algorithms
         "WORKERS": 2,             # data loader worker processes per rank
+        "THREADS": 0,             # CPU threads of PyTorch's ops (0 = PyTorch's default)
         "MAX_ITERS": 0,           # stop after this many iterations; 0 = the paper's length
         "LOG_EVERY": 50,          # iterations between status lines and stats.jsonl rows
         "SAMPLE_EVERY": 500,      # iterations between sample grids (0 = only at the end)
@@ -46,7 +47,8 @@ RUN_CHOICES = {
 }
 # Keys that may change when a run is resumed: they steer the loop, not the computation.
 RESUMABLE_KEYS = ("RUN.DEVICE", "RUN.WORKERS", "RUN.MAX_ITERS", "RUN.LOG_EVERY", "RUN.SAMPLE_EVERY",
-                  "RUN.CKPT_EVERY", "RUN.SNAPSHOT_EVERY", "RUN.NAN_CHECK_EVERY", "RUN.PROGRESS")
+                  "RUN.CKPT_EVERY", "RUN.SNAPSHOT_EVERY", "RUN.NAN_CHECK_EVERY", "RUN.PROGRESS",
+                  "RUN.THREADS")
 
 
 class FreeDict(dict):
