@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from common.ops import theta_from_lrgan
+
 # Column order of the 6 outputs, as in the original's Gtransform / clampT.
 ENTRIES = ("x_s", "x_r", "x_t", "y_r", "y_s", "y_t")
 
@@ -55,10 +57,6 @@ def pose_matrix(pose: torch.Tensor) -> torch.Tensor:
 
 
 def pose_to_theta(pose: torch.Tensor) -> torch.Tensor:
-    """(B, 6) pose -> (B, 2, 3) affine_grid theta (x, y order, align_corners=True).
-
-    theta row 0 = [y_s, y_r, y_t], row 1 = [x_r, x_s, x_t].
-    """
-    x_s, x_r, x_t, y_r, y_s, y_t = pose.unbind(1)
-    return torch.stack([torch.stack([y_s, y_r, y_t], 1),
-                        torch.stack([x_r, x_s, x_t], 1)], 1)
+    """(B, 6) pose -> (B, 2, 3) affine_grid theta (x, y order, align_corners=True):
+    row 0 = [y_s, y_r, y_t], row 1 = [x_r, x_s, x_t] (common.ops.theta_from_lrgan)."""
+    return theta_from_lrgan(pose_matrix(pose))

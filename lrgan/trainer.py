@@ -106,6 +106,16 @@ def batch_statistics(net: torch.nn.Module, enabled: bool):
                 b.copy_(s)
 
 
+def concat_layers(parts: list[Layers]) -> Layers:
+    """Join the Layers of consecutive chunks of samples."""
+    def join(lists):
+        return [torch.cat(items) for items in zip(*lists)]
+    return Layers(final=torch.cat([p.final for p in parts]),
+                  canvases=join([p.canvases for p in parts]), fgs=join([p.fgs for p in parts]),
+                  masks=join([p.masks for p in parts]), poses=join([p.poses for p in parts]),
+                  thetas=join([p.thetas for p in parts]))
+
+
 class LRGANTrainer(Trainer):
     name = NAME
 
@@ -172,13 +182,7 @@ class LRGANTrainer(Trainer):
         with batch_statistics(net, self.cfg.TRAIN.SAMPLE_BN == "batch"):
             for start in range(0, n, self.batch_size):
                 parts.append(net(z[:, start:start + self.batch_size]))
-        if len(parts) == 1:
-            return parts[0]
-        cat = lambda lists: [torch.cat(items) for items in zip(*lists)]  # noqa: E731
-        return Layers(final=torch.cat([p.final for p in parts]),
-                      canvases=cat([p.canvases for p in parts]), fgs=cat([p.fgs for p in parts]),
-                      masks=cat([p.masks for p in parts]), poses=cat([p.poses for p in parts]),
-                      thetas=cat([p.thetas for p in parts]))
+        return parts[0] if len(parts) == 1 else concat_layers(parts)
 
     def generate(self, n: int, seed: int = 0, ema: bool = True) -> torch.Tensor:
         return self.generate_layers(n, seed).final

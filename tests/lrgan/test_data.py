@@ -63,7 +63,7 @@ def test_square_box_stays_square_and_inside():
     assert square_box((10, 20, 40, 20), 200, 100, 1.5) == (0, 0, 60, 60)
     left, top, right, bottom = square_box((150, 30, 40, 60), 200, 100, 1.5)
     assert right - left == bottom - top == 90 and right <= 200 and top >= 0 and bottom <= 100
-    assert square_box((0, 0, 300, 80), 300, 100, 1.5) == (0, 0, 100, 100)   # shrunk to fit
+    assert square_box((0, 0, 300, 80), 300, 100, 1.5) == (100, 0, 200, 100)  # shrunk to fit
 
 
 def test_cub_crops_from_the_real_cub(shared_data):
