@@ -42,7 +42,7 @@ DEFAULTS = {
         "LR": 2e-4,
         "BETA1": 0.5,
         "BETA2": 0.999,
-        "SAMPLE_BN": "batch",     # batch: BN uses batch statistics when sampling (original) | running
+        "SAMPLE_BN": "batch",     # batch: BN batch statistics when sampling (original) | running
         "DECOMPOSE_ROWS": 16,     # samples shown in the decomposition grid at each sample tick
     },
     "RUN": {"SAMPLE_EVERY": 1000, "CKPT_EVERY": 1000, "LOG_EVERY": 100},
