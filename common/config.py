@@ -34,6 +34,7 @@ RUN_DEFAULTS = {
         "TF32": False,            # allow TF32 matmuls/convolutions on Ampere+ GPUs
         "DETERMINISTIC": False,   # torch.use_deterministic_algorithms
         "WORKERS": 2,             # data loader worker processes per rank
+        "THREADS": 0,             # CPU threads of PyTorch's ops (0 = PyTorch's default)
         "MAX_ITERS": 0,           # stop after this many iterations; 0 = the paper's length
         "LOG_EVERY": 50,          # iterations between status lines and stats.jsonl rows
         "SAMPLE_EVERY": 500,      # iterations between sample grids (0 = only at the end)
@@ -69,7 +70,7 @@ RUN_CHOICES = {
 RESUMABLE_KEYS = ("RUN.DEVICE", "RUN.WORKERS", "RUN.MAX_ITERS", "RUN.LOG_EVERY", "RUN.SAMPLE_EVERY",
                   "RUN.CKPT_EVERY", "RUN.SNAPSHOT_EVERY", "RUN.NAN_CHECK_EVERY", "RUN.PROGRESS",
                   "RUN.CHANNELS_LAST", "RUN.COMPILE", "RUN.COMPILE_MODE", "RUN.CUDA_GRAPHS",
-                  "RUN.FUSED_OPTIM", *(f"EVAL.{key}" for key in EVAL_DEFAULTS["EVAL"]))
+                  "RUN.FUSED_OPTIM", "RUN.THREADS", *(f"EVAL.{key}" for key in EVAL_DEFAULTS["EVAL"]))
 
 
 class FreeDict(dict):

@@ -83,6 +83,8 @@ def _setup_backends(rc, device: torch.device) -> None:
     torch.backends.cuda.matmul.allow_tf32 = bool(rc.TF32)
     torch.backends.cudnn.allow_tf32 = bool(rc.TF32)
     torch.backends.cudnn.benchmark = not rc.DETERMINISTIC
+    if rc.get("THREADS", 0) > 0:  # small CPU runs beside a loader worker: 1 avoids oversubscription
+        torch.set_num_threads(rc.THREADS)
     if rc.DETERMINISTIC:
         torch.use_deterministic_algorithms(True, warn_only=True)
 

@@ -7,6 +7,7 @@ the modules imported below are the built-in ones.
 from common.data.registry import KINDS, DataSpec, register, spec_from_config
 from common.data import folders, mnist, cifar, scenes, celeba  # noqa: F401  (registers the kinds)
 from common.data import text  # noqa: F401  (StackGAN text-image pairs: kind stackgan_text)
+from common.data import mnist_layers, cub_crops  # noqa: F401  (LR-GAN's MNIST-ONE/TWO, CUB crops)
 from common.data.loader import EpochLoader, seeded_rngs, to_device
 
 
