@@ -1,40 +1,52 @@
 #!/usr/bin/env bash
 # Every GPU check and benchmark of the project, in stages, writing logs and JSON to OUTDIR.
 # This is what produced the GPU numbers in README.md:  benchmarks/run_gpu.sh OUTDIR [STAGE ...]
-# Stages: env ops loop models data numerics (default: all).
+# Stages: env ops loop models_a data models_b rpgan_d (default: all). DATA=<shared data dir>
+# is needed by the data stage.
 set -uo pipefail
 out=${1:?usage: benchmarks/run_gpu.sh OUTDIR [STAGE ...]}; shift
-stages=${*:-env ops loop models data numerics}
+stages=${*:-env ops loop models_a data models_b rpgan_d}
 mkdir -p "$out"
 export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda} PYTHONUNBUFFERED=1
 has() { [[ " $stages " == *" $1 "* ]]; }
 step() { echo "=== $*"; "$@"; }
+bench() {  # bench NAME MODEL CFG VARIANTS [KEY=VALUE ...]
+    local name=$1 model=$2 cfg=$3 variants=$4; shift 4
+    step python benchmarks/train_step.py --model "$model" --cfg "$cfg" --variants "$variants" \
+        --iters 40 --warmup 12 --out "$out/train_$name.json" "$@" 2>&1 | tail -11
+}
 
 if has env; then
     python -c "import torch; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())" | tee "$out/env.txt"
-    "$CUDA_HOME/bin/nvcc" --version | tail -1 | tee -a "$out/env.txt"
 fi
 if has ops; then
-    step python scripts/ops_check.py --verbose 2>&1 | tee "$out/ops_check.txt"
-    step python -m pytest -q -rs -p no:cacheprovider tests/common/ops/test_stnm_cuda.py \
-        tests/common/ops/test_stnm_nvcc.py 2>&1 | tee "$out/pytest_ops_gpu.txt" | tail -15
-    step python benchmarks/stnm.py --out "$out/stnm.json" 2>&1 | tee "$out/bench_stnm.txt" | tail -20
+    step python scripts/ops_check.py > "$out/ops_check.txt" 2>&1; tail -3 "$out/ops_check.txt"
+    step python benchmarks/stnm.py --out "$out/stnm.json" > "$out/bench_stnm.txt" 2>&1
+    grep -A12 "^STNM forward+backward" "$out/bench_stnm.txt" | head -6; tail -4 "$out/bench_stnm.txt"
 fi
 if has loop; then
-    step python -m pytest -q -rs -p no:cacheprovider tests/common/test_speed.py 2>&1 | tee "$out/pytest_loop_gpu.txt" | tail -8
+    step python -m pytest -q -rs -p no:cacheprovider tests/common/test_speed.py \
+        tests/common/test_fast_paths_gpu.py > "$out/pytest_loop.txt" 2>&1; tail -4 "$out/pytest_loop.txt"
 fi
-bench() {  # bench NAME MODEL CFG VARIANTS [KEY=VALUE ...]
-    local name=$1 model=$2 cfg=$3 variants=$4; shift 4
-    [ -f "$cfg" ] || { echo "skip $name: $cfg missing"; return; }
-    step python benchmarks/train_step.py --model "$model" --cfg "$cfg" --variants "$variants" \
-        --out "$out/train_$name.json" "$@" 2>&1 | tail -12
-}
-if has models; then
-    all=eager,fused,channels_last,compile,graphs,graphs+compile
-    bench lrgan_cifar10 lrgan cfg/lrgan_cifar10.yml "$all"
-    bench rpgan_face48 rpgan cfg/rpgan_face48.yml "$all"
-    bench stackgan_coco_s1 stackgan cfg/coco_s1.yml "$all"
-    bench stackgan_coco_s2 stackgan cfg/coco_s2.yml eager,fused,graphs,compile
-    bench stackgan2_birds stackgan2 cfg/birds_3stages.yml "$all"
-    bench acvae_celeba64 acvae cfg/acvae_celeba64_acvaegan.yml eager,fused,channels_last,compile
+if has models_a; then
+    bench lrgan_cifar10 lrgan cfg/lrgan_cifar10.yml eager,fused,channels_last,graphs,compile,graphs+compile
+    bench rpgan_face48 rpgan cfg/rpgan_face48.yml eager,fused,graphs,tf32,graphs+tf32
+fi
+if has data; then
+    step python benchmarks/data_loop.py --model lrgan --cfg cfg/lrgan_cifar10.yml --fast graphs \
+        --iters 300 --out "$out/data_lrgan.json" DATA.ROOT="$DATA/cifar10/test_jpg" RUN.WORKERS=8 2>&1 | tail -1
+    python scripts/embed_captions.py --data-dir "$DATA/cub/birds" --out /tmp/birds --only-present > /dev/null
+    step python benchmarks/data_loop.py --model stackgan2 --cfg cfg/birds_3stages.yml --fast graphs \
+        --iters 200 --out "$out/data_stackgan2.json" TREE.BRANCH_NUM=1 DATA_DIR=/tmp/birds \
+        DATASET.CUB_DIR="$DATA/cub/CUB_200_2011" EMBEDDING_TYPE=char-ngram RUN.WORKERS=12 2>&1 | tail -1
+fi
+if has models_b; then
+    bench stackgan_coco_s1 stackgan cfg/coco_s1.yml eager,fused,tf32,bf16,graphs+tf32,graphs+bf16
+    bench stackgan_coco_s2 stackgan cfg/coco_s2.yml eager,tf32,bf16,graphs+bf16
+    bench stackgan2_birds stackgan2 cfg/birds_3stages.yml eager,tf32,bf16,graphs+tf32,graphs+bf16
+    bench acvae_celeba64 acvae cfg/acvae_celeba64_acvaegan.yml eager,fused,tf32,bf16,bf16+channels_last
+fi
+if has rpgan_d; then
+    step python benchmarks/rpgan_d.py --impl loop grouped grouped_cl bmm --precision fp32 tf32 \
+        --batch 64 128 --mode d g --json "$out/rpgan_d.json" 2>&1 | tail -22
 fi

@@ -32,6 +32,9 @@ VARIANTS = {
     "graphs+compile": ["RUN.FUSED_OPTIM=true", "RUN.CUDA_GRAPHS=true", "RUN.COMPILE=true"],
     "graphs+bf16": ["RUN.FUSED_OPTIM=true", "RUN.CUDA_GRAPHS=true", "RUN.PRECISION=bf16"],
     "bf16": ["RUN.FUSED_OPTIM=true", "RUN.PRECISION=bf16"],
+    "tf32": ["RUN.FUSED_OPTIM=true", "RUN.TF32=true"],
+    "graphs+tf32": ["RUN.FUSED_OPTIM=true", "RUN.CUDA_GRAPHS=true", "RUN.TF32=true"],
+    "bf16+channels_last": ["RUN.FUSED_OPTIM=true", "RUN.PRECISION=bf16", "RUN.CHANNELS_LAST=true"],
 }
 
 

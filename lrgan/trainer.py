@@ -118,6 +118,7 @@ def concat_layers(parts: list[Layers]) -> Layers:
 
 class LRGANTrainer(Trainer):
     name = NAME
+    cuda_graphs_safe = True  # the same kernels every iteration (the STNM op included)
 
     def __init__(self, cfg, device):
         super().__init__(cfg, device)
