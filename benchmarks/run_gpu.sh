@@ -29,8 +29,8 @@ if has loop; then
         tests/common/test_fast_paths_gpu.py > "$out/pytest_loop.txt" 2>&1; tail -4 "$out/pytest_loop.txt"
 fi
 if has models_a; then
-    bench lrgan_cifar10 lrgan cfg/lrgan_cifar10.yml eager,fused,channels_last,graphs,compile,graphs+compile
-    bench rpgan_face48 rpgan cfg/rpgan_face48.yml eager,fused,graphs,tf32,graphs+tf32
+    bench lrgan_cifar10 lrgan cfg/lrgan_cifar10.yml eager,fused,compile,graphs,graphs+compile
+    bench rpgan_face48 rpgan cfg/rpgan_face48.yml eager,tf32,graphs+tf32,bf16,graphs+bf16
 fi
 if has data; then
     step python benchmarks/data_loop.py --model lrgan --cfg cfg/lrgan_cifar10.yml --fast graphs \
@@ -47,6 +47,6 @@ if has models_b; then
     bench acvae_celeba64 acvae cfg/acvae_celeba64_acvaegan.yml eager,fused,tf32,bf16,bf16+channels_last
 fi
 if has rpgan_d; then
-    step python benchmarks/rpgan_d.py --impl loop grouped grouped_cl bmm --precision fp32 tf32 \
+    step python benchmarks/rpgan_d.py --impl loop grouped_cl bmm --precision fp32 tf32 \
         --batch 64 128 --mode d g --json "$out/rpgan_d.json" 2>&1 | tail -22
 fi

@@ -28,6 +28,10 @@ class PoseHead(nn.Linear):
         self.maxobjscale, self.rot, self.translation = maxobjscale, rot, translation
         s, r, t = maxobjscale, rot, translation
         self.bounds = ((s, 2 * s), (-r, r), (-t, t), (-r, r), (s, 2 * s), (-t, t))
+        # On the module's device from the start (no host-to-device copy per call, which a CUDA
+        # graph could not capture); not persistent, so the state dict keeps the original keys.
+        self.register_buffer("low", torch.tensor([b[0] for b in self.bounds]), persistent=False)
+        self.register_buffer("high", torch.tensor([b[1] for b in self.bounds]), persistent=False)
         self.reset_pose()
 
     @torch.no_grad()
@@ -37,16 +41,15 @@ class PoseHead(nn.Linear):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """(B, nz) -> (B, 6) clamped pose entries in ENTRIES order."""
-        return clamp_pose(super().forward(u), self.bounds)
+        return clamp_pose(super().forward(u), self.low, self.high)
 
 
-def clamp_pose(raw: torch.Tensor, bounds) -> torch.Tensor:
+def clamp_pose(raw: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     """Per-entry hard clamp (the original's clampT): zero gradient outside [low, high] and the
     full gradient inside *and at the bounds*, where the init sits (PyTorch 0.2's clamp). Recent
     PyTorch's clamp gives no gradient at a bound and a tensor-bound clamp half of it, which would
     freeze the scales at their initial value, so the rule is written out."""
-    low = raw.new_tensor([b[0] for b in bounds])
-    high = raw.new_tensor([b[1] for b in bounds])
+    low, high = low.to(raw.dtype), high.to(raw.dtype)
     inside = (raw >= low) & (raw <= high)
     return torch.where(inside, raw, torch.maximum(torch.minimum(raw.detach(), high), low))
 

@@ -169,8 +169,8 @@ class LRGANTrainer(Trainer):
         for t, (mask, pose) in enumerate(zip(layers.masks, layers.poses), start=1):
             pose = pose.detach()
             report(f"layers/mask{t}", mask.detach().mean())
-            report(f"layers/scale{t}", pose[:, [0, 4]].mean())
-            report(f"layers/shift{t}", pose[:, [2, 5]].abs().mean())
+            report(f"layers/scale{t}", pose[:, 0::4].mean())  # x_s, y_s (slices: no host copy)
+            report(f"layers/shift{t}", pose[:, 2::3].abs().mean())  # x_t, y_t
 
     # ---- sampling -------------------------------------------------------------------------
     @torch.no_grad()

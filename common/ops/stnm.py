@@ -112,7 +112,8 @@ def theta_from_lrgan(pose: torch.Tensor) -> torch.Tensor:
     """Convert LR-GAN's (B, 2, 3) pose matrix, in (y, x) order, to an affine_grid theta."""
     if pose.dim() != 3 or pose.shape[1:] != (2, 3):
         raise ValueError(f"theta_from_lrgan: pose must be (B, 2, 3), got {tuple(pose.shape)}")
-    return pose[:, [1, 0]][:, :, [1, 0, 2]]
+    rows = pose.flip(1)  # (y, x) rows -> (x, y); slices, not index lists: no host-to-device copy
+    return torch.cat((rows[..., 1:2], rows[..., 0:1], rows[..., 2:]), dim=-1)
 
 
 # ----------------------------------------------------------------------------------------
