@@ -77,7 +77,7 @@ def discriminator_batch(real: torch.Tensor, recon: torch.Tensor, sample: torch.T
     labels = torch.ones(b, device=real.device)
     for mask, source in ((i % period == 0, recon), ((i + 1) % period == 0, sample),
                          ((i + 2) % period == 0, real[perm])):
-        out[mask] = source[mask]
+        out[mask] = source[mask].to(out.dtype)  # fakes may be bf16 under autocast
         labels[mask] = 0.0
     return out, labels
 

@@ -40,7 +40,8 @@ RUN_DEFAULTS = {
         "SAMPLE_EVERY": 500,      # iterations between sample grids (0 = only at the end)
         "CKPT_EVERY": 500,        # iterations between checkpoints/last.pt (0 = only at the end)
         "SNAPSHOT_EVERY": 0,      # iterations between numbered snapshots (0 = none)
-        "NAN_CHECK_EVERY": 1,     # iterations between checks that the losses are finite
+        "NAN_CHECK_EVERY": 25,    # iterations between checks that the losses are finite (each
+                                  # check waits for the GPU; checkpoints are always checked first)
         "PROGRESS": "auto",       # auto (bar on a terminal) | bar | lines
     }
 }

@@ -1,9 +1,11 @@
 """Numerics kept: the fast paths reproduce the eager loop's first iterations (GPU only).
 
-LR-GAN on MNIST-ONE and RP-GAN at their paper configurations, fixed seeds, the same batches:
-with CUDA graphs (fp32) the per-iteration losses match the eager loop to float32 rounding
-(the STNM and scatter kernels add with atomics, so bitwise equality is not guaranteed even
-between two eager runs); with bf16 autocast they stay within a stated tolerance.
+LR-GAN on MNIST-ONE and RP-GAN at their paper configurations, fixed seeds, the same batches.
+With deterministic kernels (RUN.DETERMINISTIC, and STNM's gather backward instead of its atomic
+scatter) the CUDA-graph replays give bitwise the losses of the eager loop. With the default
+(atomic) STNM backward, float32 rounding differs run to run and GAN training amplifies it
+(measured on an H200: 5e-4 relative after six iterations), so that case gets a tolerance; bf16
+autocast stays within a stated tolerance of fp32 over the first iterations.
 """
 import tempfile
 from pathlib import Path
@@ -45,11 +47,20 @@ def max_relative_difference(a: list[dict], b: list[dict]) -> float:
 
 
 @pytest.mark.parametrize("model, cfg", CASES)
-def test_cuda_graphs_keep_the_fp32_losses(model, cfg):
+def test_cuda_graphs_give_the_eager_losses_bitwise(model, cfg, monkeypatch):
+    monkeypatch.setenv("GANREPRO_STNM_CUDA", "bwd=gather")  # deterministic STNM backward
+    fixed = ["RUN.FUSED_OPTIM=true", "RUN.DETERMINISTIC=true"]
+    eager = losses(model, cfg, fixed)
+    graphs = losses(model, cfg, fixed + ["RUN.CUDA_GRAPHS=true"])
+    assert len(eager) == len(graphs) == ITERATIONS and eager[0]
+    assert eager == graphs
+
+
+@pytest.mark.parametrize("model, cfg", CASES)
+def test_cuda_graphs_keep_the_default_fp32_losses(model, cfg):
     eager = losses(model, cfg, ["RUN.FUSED_OPTIM=true"])
     graphs = losses(model, cfg, ["RUN.FUSED_OPTIM=true", "RUN.CUDA_GRAPHS=true"])
-    assert len(eager) == len(graphs) == ITERATIONS and eager[0]
-    assert max_relative_difference(eager, graphs) < 1e-4
+    assert max_relative_difference(eager, graphs) < 5e-3
 
 
 @pytest.mark.parametrize("model, cfg", CASES)

@@ -53,7 +53,7 @@ def test_update_ema_formula():
 
 
 def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-    trainer = make(["TOY.NAN_AT=7", "RUN.CKPT_EVERY=3"])
+    trainer = make(["TOY.NAN_AT=7", "RUN.CKPT_EVERY=3", "RUN.NAN_CHECK_EVERY=1"])
     with pytest.raises(TrainingDiverged, match=r"phase\(s\) D, G became NaN or Inf by iteration 8.*"
                                                r"last\.pt \(iteration 6\)"):
         train.run(trainer, tmp_path)
