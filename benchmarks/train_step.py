@@ -23,7 +23,10 @@ import torch  # noqa: E402
 from common import models  # noqa: E402
 from common.train import Loop  # noqa: E402
 
-VARIANTS = {
+# The plain eager fp32 loop: every switch off, whatever the config's own defaults are.
+PLAIN = ["RUN.FUSED_OPTIM=false", "RUN.CHANNELS_LAST=false", "RUN.COMPILE=false",
+         "RUN.CUDA_GRAPHS=false", "RUN.PRECISION=fp32", "RUN.TF32=false"]
+SWITCHES = {
     "eager": [],
     "fused": ["RUN.FUSED_OPTIM=true"],
     "channels_last": ["RUN.FUSED_OPTIM=true", "RUN.CHANNELS_LAST=true"],
@@ -36,6 +39,7 @@ VARIANTS = {
     "graphs+tf32": ["RUN.FUSED_OPTIM=true", "RUN.CUDA_GRAPHS=true", "RUN.TF32=true"],
     "bf16+channels_last": ["RUN.FUSED_OPTIM=true", "RUN.PRECISION=bf16", "RUN.CHANNELS_LAST=true"],
 }
+VARIANTS = {name: PLAIN + switches for name, switches in SWITCHES.items()}
 
 
 class Timer:

@@ -235,7 +235,8 @@ class Loop:
                 "iteration"]
         use_graphs = rc.CUDA_GRAPHS and self.device.type == "cuda"
         if rc.CUDA_GRAPHS and not use_graphs:
-            log.warn(f"RUN.CUDA_GRAPHS needs a CUDA device; running eagerly on {self.device}")
+            log.log(f"RUN.CUDA_GRAPHS: CUDA graphs need a CUDA device; running eagerly on "
+                    f"{self.device}")
         speed.configure_optimizers(trainer, rc.FUSED_OPTIM, use_graphs)
         self.progress = trainer.progress = Progress(start, start // iters_per_epoch,
                                                     start * trainer.batch_size, total,
