@@ -174,6 +174,16 @@ class FamilyTrainer(Trainer):
     def extra_pictures(self) -> dict:
         return {}
 
+    def rgb_in(self, x, full=False):
+        """The encoder's input block; while stage 2 grows, a fading pair (full: the new path)."""
+        net = self.nets["enc_rgb"]
+        return net(x, full=full) if isinstance(net, Fade) else net(x)
+
+    def rgb_out(self, h, full=False):
+        """The decoder's output block; while stage 2 grows, a fading pair."""
+        net = self.nets["to_rgb"]
+        return net(h, full=full) if isinstance(net, Fade) else net(h)
+
     def synthetic_batch(self, batch_size: int) -> dict:
         """Random images and +-1 attributes shaped like a training batch (benchmarks)."""
         batch = super().synthetic_batch(batch_size)

@@ -114,14 +114,6 @@ class CRVAEGANTrainer(FamilyTrainer):
     def prior(self, y: torch.Tensor, y_steps: torch.Tensor):
         return self.nets["prior"](y_steps if self.attentive else y)
 
-    def rgb_in(self, x, full=False):
-        net = self.nets["enc_rgb"]
-        return net(x, full=full) if isinstance(net, growing.Fade) else net(x)
-
-    def rgb_out(self, h, full=False):
-        net = self.nets["to_rgb"]
-        return net(h, full=full) if isinstance(net, growing.Fade) else net(h)
-
     def decode(self, z, y_steps, full=False):
         u = self.nets["var_decoder"](z, y_steps)
         return u, self.rgb_out(self.nets["decoder"](u), full)

@@ -114,14 +114,6 @@ class CVAEGANTrainer(FamilyTrainer):
         return [Phase("vae", self.vae_step, ["E"]), Phase("dec", self.dec_step, ["G"]),
                 Phase("D", self.d_step, ["D"])]
 
-    def rgb_in(self, x, full=False):
-        net = self.nets["enc_rgb"]
-        return net(x, full=full) if isinstance(net, growing.Fade) else net(x)
-
-    def rgb_out(self, h, full=False):
-        net = self.nets["to_rgb"]
-        return net(h, full=full) if isinstance(net, growing.Fade) else net(h)
-
     def d_prob(self, x, y):
         return self.nets["disc"](self.nets["from_rgb"](x), y)
 
