@@ -10,7 +10,7 @@ import platform
 import signal
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -24,7 +24,7 @@ from common.data.loader import _mix
 from common.errors import TrainingDiverged
 from common.graphs import PhaseGraphs
 from common.images import save_grid
-from common.trainer import Phase, Progress, Trainer, update_ema
+from common.trainer import Phase, Progress, Trainer, preserved_buffers, update_ema
 
 
 class Precision:
@@ -65,18 +65,6 @@ class StopRequest:
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-
-
-@contextmanager
-def preserved_buffers(nets: dict):
-    """Sampling must not change training state: BN running statistics are put back after it."""
-    saved = {name: [b.detach().clone() for b in net.buffers()] for name, net in nets.items()}
-    try:
-        yield
-    finally:
-        for name, net in nets.items():
-            for b, s in zip(net.buffers(), saved[name]):
-                b.copy_(s)
 
 
 def _setup_backends(rc, device: torch.device) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import copy
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Union
 
@@ -138,3 +139,16 @@ def update_ema(ema: nn.Module, live: nn.Module, decay: float) -> None:
         torch._foreach_lerp_(e_params, l_params, 1.0 - decay)
     for eb, lb in zip(ema.buffers(), live.buffers()):
         eb.copy_(lb)
+
+
+@contextmanager
+def preserved_buffers(nets: dict):
+    """Sampling must not change training state: BN running statistics are put back after it."""
+    saved = {name: [b.detach().clone() for b in net.buffers()] for name, net in nets.items()}
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, net in nets.items():
+                for b, s in zip(net.buffers(), saved[name]):
+                    b.copy_(s)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from common import data
 from common.errors import ConfigError
 from common.logging import report
-from common.trainer import Phase, Trainer
+from common.trainer import Phase, Trainer, preserved_buffers
 from lrgan import decompose, init
 from lrgan.discriminator import Discriminator
 from lrgan.models import SIZES, Generator, Layers, trunk_channels
@@ -95,15 +95,12 @@ def batch_statistics(net: torch.nn.Module, enabled: bool):
         yield
         return
     was_training = net.training
-    saved = [b.detach().clone() for b in net.buffers()]
-    net.train()
-    try:
-        yield
-    finally:
-        net.train(was_training)
-        with torch.no_grad():
-            for b, s in zip(net.buffers(), saved):
-                b.copy_(s)
+    with preserved_buffers({"G": net}):
+        net.train()
+        try:
+            yield
+        finally:
+            net.train(was_training)
 
 
 def concat_layers(parts: list[Layers]) -> Layers:

@@ -108,6 +108,29 @@ def assert_close(actual, expected, dtype, name, scale=1.0):
     torch.testing.assert_close(actual, expected, atol=tol, rtol=tol, msg=lambda m: f"{name}: {m}")
 
 
+# The named pose families every kernel test walks through.
+POSES = {
+    "rotate_scale": ROTATE_SCALE,
+    "scale_gt_1": SHRINK,
+    "scale_lt_1": ENLARGE,
+    "partly_off": PARTLY_OFF,
+    "off_canvas": OFF_CANVAS,
+    "flipped": FLIPPED,
+    "quarter_turn": QUARTER_TURN,
+    "large_scale": LARGE_SCALE,
+}
+
+
+def require_cuda_ext():
+    """Load the CUDA extension; on a GPU machine a failed build is a test failure."""
+    if not torch.cuda.is_available():
+        return
+    status = _build.load(require_cuda=True)
+    if not status.loaded:
+        pytest.fail(f"CUDA extension unavailable: {status.reason}. Fix: {status.fix}\n"
+                    f"{status.detail[-4000:]}")
+
+
 def require_ext():
     """Load the CPU extension (built once, then cached) or skip when no toolchain exists.
 

@@ -10,7 +10,7 @@ write or to zero, or reads without its having been written, shows up as a mismat
 import pytest
 import torch
 
-from common.ops import _build, stnm, stnm_ref
+from common.ops import stnm, stnm_ref
 
 from . import stnm_cases as cases
 
@@ -31,12 +31,7 @@ KERNELS = {
 
 @pytest.fixture(autouse=True, scope="module")
 def _cuda_ext():
-    if not torch.cuda.is_available():
-        return
-    status = _build.load(require_cuda=True)
-    if not status.loaded:
-        pytest.fail(f"CUDA extension unavailable: {status.reason}. Fix: {status.fix}\n"
-                    f"{status.detail[-4000:]}")
+    cases.require_cuda_ext()
 
 
 @pytest.fixture(params=KERNELS.values(), ids=KERNELS.keys())

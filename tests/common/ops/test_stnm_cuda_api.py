@@ -12,12 +12,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 
 @pytest.fixture(autouse=True, scope="module")
 def _cuda_ext():
-    if not torch.cuda.is_available():
-        return
-    status = _build.load(require_cuda=True)
-    if not status.loaded:
-        pytest.fail(f"CUDA extension unavailable: {status.reason}. Fix: {status.fix}\n"
-                    f"{status.detail[-4000:]}")
+    cases.require_cuda_ext()
 
 
 def ext(*t, mask_grad="full"):

@@ -36,16 +36,7 @@ def check_against_ref(inputs, mask_grad="full", skip_theta=False):
         cases.assert_close(a, e, dtype, f"d{name} ({mask_grad})", scale)
 
 
-POSES = {
-    "rotate_scale": cases.ROTATE_SCALE,
-    "scale_gt_1": cases.SHRINK,
-    "scale_lt_1": cases.ENLARGE,
-    "partly_off": cases.PARTLY_OFF,
-    "off_canvas": cases.OFF_CANVAS,
-    "flipped": cases.FLIPPED,
-    "quarter_turn": cases.QUARTER_TURN,
-    "large_scale": cases.LARGE_SCALE,
-}
+POSES = cases.POSES
 
 
 @pytest.mark.parametrize("mask_grad", ["full", "original"])

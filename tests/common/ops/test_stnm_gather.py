@@ -75,17 +75,7 @@ def check(inputs, monkeypatch, mask_grad="full", ref_scale=1.0):
             cases.assert_close(a, e, dtype, f"d{name} vs scatter ({mask_grad})")
 
 
-POSES = {
-    "rotate_scale": cases.ROTATE_SCALE,
-    "scale_gt_1": cases.SHRINK,
-    "scale_lt_1": cases.ENLARGE,
-    "partly_off": cases.PARTLY_OFF,
-    "off_canvas": cases.OFF_CANVAS,
-    "flipped": cases.FLIPPED,
-    "quarter_turn": cases.QUARTER_TURN,
-    "large_scale": cases.LARGE_SCALE,
-    "identity": cases.IDENTITY,
-}
+POSES = {**cases.POSES, "identity": cases.IDENTITY}
 FALLBACK_POSES = {"enlarge_8x": cases.ENLARGE_8X, "collapsed": cases.COLLAPSED}
 
 
