@@ -41,6 +41,11 @@ from rpgan.projection import draw_filters  # noqa: E402
 
 IMPLS = ("loop", "grouped", "grouped_cl", "bmm", "bmm_compile")
 PRECISIONS = ("fp32", "tf32", "bf16")
+# Nominal dense peak TFLOP/s (fp32 on CUDA cores, tf32 and bf16 on tensor cores); first match.
+PEAK_TFLOPS = [("H200", {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4}),
+               ("H100 PCIe", {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0}),
+               ("H100", {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4}),
+               ("A100", {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0})]
 
 
 def parse_args(argv=None):
@@ -192,6 +197,7 @@ def main(argv=None) -> int:
                and r["batch"] == row["batch"] and r["mode"] == row["mode"]]
         if ref and "median_ms" in ref[0] and "median_ms" in row:
             row["speedup_vs_loop"] = round(ref[0]["median_ms"] / row["median_ms"], 3)
+    add_arithmetic_rates(results, bank, args.image_size, device_name(device))
     bank_parameters = sum(p.numel() for p in bank.parameters())
     del bank, loop_nets, compiled
     iterations = time_iterations(args, device, timer) if args.iteration else []
@@ -211,6 +217,21 @@ def main(argv=None) -> int:
                  if "median_ms" in row else row["error"]))
     print_table(results, report["device"], args.k)
     return 0
+
+
+def add_arithmetic_rates(results: list[dict], bank, image_size: int, device: str) -> None:
+    """TFLOP/s of each row (the convolutions' multiply-adds over its median time) and the
+    share of the device's nominal peak in that precision: how far any path could still go."""
+    peaks = next((p for key, p in PEAK_TFLOPS if key in device), None)
+    for row in results:
+        if "median_ms" not in row:
+            continue
+        flops = bank.matmul_flops(row["batch"], image_size, weight_grads=row["mode"] == "d",
+                                  input_grad=row["mode"] == "g")
+        row["flops"] = flops
+        row["tflop_per_s"] = flops / (row["median_ms"] * 1e-3) / 1e12
+        if peaks:
+            row["share_of_peak"] = round(row["tflop_per_s"] / peaks[row["precision"]], 3)
 
 
 @torch.no_grad()
@@ -291,6 +312,13 @@ def print_table(results: list[dict], device: str, k: int) -> None:
             else:
                 cells.append(f"{row['median_ms']:>20.2f}")
         print(f"{precision:<10}{batch:>6}{mode:>5}" + "".join(cells))
+    rated = [r for r in results if "tflop_per_s" in r]
+    if rated:
+        print("\narithmetic rate, TFLOP/s of the convolutions (share of the nominal peak):")
+        for r in rated:
+            share = f" ({100 * r['share_of_peak']:.0f}%)" if "share_of_peak" in r else ""
+            print(f"  {r['impl']:<12}{r['precision']:<6}batch {r['batch']:<5}{r['mode']}  "
+                  f"{r['tflop_per_s']:8.1f}{share}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """Time one training iteration of a paper configuration: the plain eager loop vs fast paths.
 
 python benchmarks/train_step.py --model lrgan --cfg cfg/lrgan_cifar10.yml [--variants ...]
-    [--batch N] [--iters 50] [--warmup 15] [--out result.json] [KEY=VALUE ...]
+    [--batch N] [--iters 50] [--warmup 15] [--out result.json] [--profile N] [KEY=VALUE ...]
 
 Synthetic batches already on the device (data loading excluded), the real common loop
 (`common.train.Loop.iteration`), medians of CUDA-event times per iteration after warm-up, peak
 memory, images/s. Each variant is a set of RUN overrides on top of the config; the first is the
-baseline of the speed-up column.
+baseline of the speed-up column. `--profile N` prints a torch.profiler table (operators and
+kernels by their own time) over N more iterations of each variant: where the time goes.
 """
 import argparse
 import json
@@ -37,6 +38,9 @@ SWITCHES = {
     "bf16": ["RUN.FUSED_OPTIM=true", "RUN.PRECISION=bf16"],
     "tf32": ["RUN.FUSED_OPTIM=true", "RUN.TF32=true"],
     "graphs+tf32": ["RUN.FUSED_OPTIM=true", "RUN.CUDA_GRAPHS=true", "RUN.TF32=true"],
+    "graphs+compile+tf32": ["RUN.FUSED_OPTIM=true", "RUN.CUDA_GRAPHS=true", "RUN.COMPILE=true",
+                            "RUN.TF32=true"],
+    "bf16+tf32": ["RUN.FUSED_OPTIM=true", "RUN.PRECISION=bf16", "RUN.TF32=true"],
     "bf16+channels_last": ["RUN.FUSED_OPTIM=true", "RUN.PRECISION=bf16", "RUN.CHANNELS_LAST=true"],
 }
 VARIANTS = {name: PLAIN + switches for name, switches in SWITCHES.items()}
@@ -66,7 +70,25 @@ class Timer:
         return [r * 1000 for r in records]
 
 
-def time_variant(module, cfg_path, overrides, device, batch, iters, warmup):
+def print_profile(loop, data, iters: int, rows: int = 18) -> None:
+    """The kernels and operators that take the time: torch.profiler over `iters` iterations."""
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with profile(activities=activities) as prof:
+        for _ in range(iters):
+            loop.iteration(data)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+    averages = prof.key_averages()
+    for key in ("self_cuda_time_total", "self_device_time_total", "self_cpu_time_total"):
+        try:
+            print(averages.table(sort_by=key, row_limit=rows, max_name_column_width=60), flush=True)
+            return
+        except (AttributeError, KeyError, ValueError):
+            continue
+
+
+def time_variant(module, cfg_path, overrides, device, batch, iters, warmup, profile_iters=0):
     cfg = models.load_config(module, cfg_path, [f"RUN.DEVICE={device}", "RUN.WORKERS=0",
                                                  *overrides])
     torch.manual_seed(0)
@@ -92,6 +114,8 @@ def time_variant(module, cfg_path, overrides, device, batch, iters, warmup):
         block_ms = (time.perf_counter() - block) * 1000 / iters
         peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
         loop.guard()  # a fast path that produced NaNs must not report a time
+        if profile_iters:
+            print_profile(loop, data, profile_iters)
     median = statistics.median(times)
     return {"median_ms": round(median, 4), "mean_ms_wall": round(block_ms, 4),
             "min_ms": round(min(times), 4), "images_per_s": round(trainer.batch_size / median * 1000, 1),
@@ -109,6 +133,8 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=15)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=None, help="JSON file for the results")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="after timing, print a torch.profiler table over N iterations per variant")
     p.add_argument("overrides", nargs="*", help="config overrides for every variant")
     args = p.parse_args(argv)
     module = models.module(args.model)
@@ -119,7 +145,7 @@ def main(argv=None) -> int:
     for name in args.variants.split(","):
         try:
             res = time_variant(module, args.cfg, VARIANTS[name] + args.overrides, device,
-                               args.batch, args.iters, args.warmup)
+                               args.batch, args.iters, args.warmup, args.profile)
         except Exception as err:  # a fast path that fails is a result too
             res = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"}
         results["variants"][name] = res

@@ -217,6 +217,26 @@ class DiscriminatorBank(nn.Module):
             h = conv_grouped(h, w[lo:hi], bias[lo:hi], layer)
         return h.reshape(x.shape[0], hi - lo)
 
+    def matmul_flops(self, batch: int, image_size: int, weight_grads: bool, input_grad: bool) -> int:
+        """Multiply-add FLOPs (2 per MAC) of the convolutions of one forward + backward.
+
+        The projection's filters are fixed: its backward runs only with `input_grad`. Layer 1's
+        input grad is needed only to go on to the image (`input_grad`); each later layer's is
+        needed whenever anything upstream takes a gradient. This is the count that any
+        implementation must do, so time / count is its arithmetic rate.
+        """
+        size, total = image_size, 0
+        if self.projected:
+            size //= self.stride
+            proj_macs = size * size * self.filters.shape[-1] ** 2 * 3 * self.filters.shape[0]
+            total += proj_macs * (2 if input_grad else 1)
+        for j, layer in enumerate(self.layers):
+            size = (size + 2 * layer.padding - layer.kernel) // layer.stride + 1
+            macs = self.k * size * size * layer.kernel ** 2 * layer.cin * layer.cout
+            grad_in = input_grad or (weight_grads and j > 0)
+            total += macs * (1 + int(weight_grads) + int(grad_in))
+        return 2 * batch * total
+
     # ---- the reference: one ordinary network per discriminator ------------------------------
     @staticmethod
     def conv_weight(weight: torch.Tensor, layer: Layer) -> torch.Tensor:

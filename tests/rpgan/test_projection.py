@@ -136,3 +136,24 @@ def test_filters_are_a_buffer_saved_with_the_weights():
     other.load_state_dict(state)
     assert torch.equal(other.filters, draw_filters(3, 7))
     assert "filters" not in dict(bank.named_parameters())
+
+
+@pytest.mark.parametrize("mode", ["d", "g"])
+@pytest.mark.parametrize("projected", [True, False])
+def test_flop_count_matches_the_independent_networks(mode, projected):
+    """The arithmetic the benchmark divides by is what K plain networks really do."""
+    from torch.utils.flop_counter import FlopCounterMode
+    k = 3 if projected else 1
+    bank = (projected_discriminators(k, 32, 4, draw_filters(k, 0)) if projected
+            else full_image_discriminator(32, 4))
+    singles = [bank.discriminator(i) for i in range(k)]
+    for net in singles:
+        for param in net.parameters():
+            if param.requires_grad:
+                param.requires_grad_(mode == "d")
+    x = torch.randn(2, 3, 32, 32, requires_grad=mode == "g")
+    counter = FlopCounterMode(display=False)
+    with counter:
+        torch.cat([net(x) for net in singles], dim=1).sum().backward()
+    expected = bank.matmul_flops(2, 32, weight_grads=mode == "d", input_grad=mode == "g")
+    assert counter.get_total_flops() == expected
