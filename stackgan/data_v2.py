@@ -98,7 +98,7 @@ def text_set(cfg, split: str, sizes: list[int]) -> Dataset:
     dataset = build_text_dataset(cfg.DATA_DIR, split, sizes, cfg.EMBEDDING_TYPE,
                                  BBOX_RULES[d.BBOX_CROP], d.IMAGE_DIR or None, d.CUB_DIR or None,
                                  resize="shorter", augment=True, wrong="resample",
-                                 missing_images=d.MISSING_IMAGES)
+                                 missing_images=d.MISSING_IMAGES, cache_mb=d.CACHE_MB)
     dim = dataset.split.embeddings.shape[2]
     if dim != cfg.TEXT.DIMENSION:
         raise DataError(f"{dataset.split.split_dir}: caption embeddings have {dim} dimensions "

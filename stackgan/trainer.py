@@ -79,6 +79,8 @@ DEFAULTS = {
                                    # | always | never
         "MISSING_IMAGES": "error",  # error | skip (train on the images that exist)
         "TEXT_DIR": "",            # caption text <key>.txt for sample names; default <DATA_DIR>/text
+        "CACHE_MB": 2048,          # decode the training pictures once if they fit in this many MB
+                                   # (same pixels; 0 = read every load from disk, the original)
     },
     "SAMPLE": {
         "CAPTIONS": "auto",        # auto | test | train | a .t7/.pt/.npz caption file
@@ -158,7 +160,8 @@ class StackGANTrainer(Trainer):
             bbox_crop=BBOX_RULES[cfg.DATASET.BBOX_CROP], image_dir=cfg.DATASET.IMAGE_DIR or None,
             cub_dir=cfg.DATASET.CUB_DIR or None, resize="square", augment=True,
             wrong="shift" if cfg.TRAIN.WRONG == "dataset" else "none",
-            num_embedding=cfg.TRAIN.NUM_EMBEDDING, missing_images=cfg.DATASET.MISSING_IMAGES)
+            num_embedding=cfg.TRAIN.NUM_EMBEDDING, missing_images=cfg.DATASET.MISSING_IMAGES,
+            cache_mb=cfg.DATASET.CACHE_MB)
         dim = ds.split.embeddings.shape[2]
         if dim != cfg.TEXT.DIMENSION:
             raise ConfigError(f"{ds.split.split_dir}: the embeddings have {dim} dimensions but "

@@ -91,6 +91,8 @@ DEFAULTS = {
         "IMAGE_DIR": "",          # pictures <key>.jpg (default <CUB_DIR>/images for birds,
                                   # else <DATA_DIR>/images)
         "MISSING_IMAGES": "error",  # error | skip: images listed in filenames.pickle but absent
+        "CACHE_MB": 2048,         # decode the training pictures once if they fit in this many MB
+                                  # (same pixels; 0 = read every load from disk, the original)
     },
     "RUN": {
         "WORKERS": -1,            # -1 = WORKERS

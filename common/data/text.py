@@ -24,13 +24,20 @@ Wrong images: "none" (v1-pt pairs images with the next row's text inside the bat
 "resample" (v2: a random other index, drawn once more if it has the same class), "shift" (v1-tf:
 a random index; on a class collision it moves by a random offset in [100, 200)).
 
+Decoding the JPEG and the bbox crop and resize cost milliseconds per picture, more than a small
+GPU step: `cache_pictures(max_mb)` does them once for every picture (threads, at start-up) and
+keeps the results as uint8 in one buffer that DataLoader workers share; later loads do only the
+random crop, flip and downscales, with the same pixels as without the cache.
+
 Images listed in filenames.pickle but absent on disk are an error naming the first one;
 `missing_images="skip"` keeps the images that exist (e.g. the 543-image CUB subset of the
 shared data) and says how many were dropped.
 """
 from __future__ import annotations
 
+import os
 import random
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -44,6 +51,7 @@ from common.data.registry import DataSpec, register
 from common.data.text_files import TextSplit, crop_box, load_bboxes, load_captions, load_split
 from common.data.transforms import to_tensor
 from common.errors import DataError
+from common.logging import log
 
 RESIZE_MODES = ("square", "shorter")
 WRONG_MODES = ("none", "resample", "shift")
@@ -84,6 +92,7 @@ class TextImageDataset(Dataset):
         self.load_size = int(sizes[-1] * LOAD_RATIO)
         self.indices = self._present_indices(missing_images)
         self.skipped = len(split) - len(self.indices)
+        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # ---- which images exist ---------------------------------------------------------------
     def _present_indices(self, missing_images: str) -> list[int]:
@@ -141,13 +150,44 @@ class TextImageDataset(Dataset):
         return load_captions(self.text_dir / f"{self.split.filenames[self.indices[index]]}.txt")
 
     # ---- loading --------------------------------------------------------------------------
-    def load_images(self, index: int) -> list[torch.Tensor]:
-        """The picture of item `index` at every size, with this load's random crop and flip."""
+    def picture(self, index: int) -> Image.Image:
+        """Item `index`'s picture before the random crop: decoded, bbox-cropped, resized."""
+        if self._cache is not None:
+            buffer, offsets, shapes = self._cache
+            shape = tuple(shapes[index])
+            return Image.fromarray(buffer[offsets[index]:offsets[index + 1]].reshape(shape))
         key = self.split.filenames[self.indices[index]]
         img = load_image(self.image_path_of(key), channels=3)
         if self.bboxes is not None:
             img = img.crop(crop_box(self.bboxes[key], *img.size))
-        img = self._resize_for_crop(img)
+        return self._resize_for_crop(img)
+
+    def cache_pictures(self, max_mb: float, threads: int | None = None) -> bool:
+        """Decode every picture once and keep it (see the module docstring). Skipped, returning
+        False, when the pictures would take more than `max_mb` MB (estimated from the load
+        size, a 4:3 aspect for the shorter-side rule)."""
+        aspect = 1.0 if self.resize == "square" else 4 / 3
+        estimate = len(self) * self.load_size ** 2 * 3 * aspect / 2 ** 20
+        if max_mb <= 0 or estimate > max_mb:
+            return False
+        threads = threads or min(16, os.cpu_count() or 1)
+        with ThreadPoolExecutor(threads) as pool:   # PIL decodes and resizes without the GIL
+            arrays = list(pool.map(lambda i: np.asarray(self.picture(i)), range(len(self))))
+        sizes = np.array([a.size for a in arrays], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        buffer = np.empty(int(offsets[-1]), dtype=np.uint8)
+        for a, start in zip(arrays, offsets[:-1]):
+            buffer[start:start + a.size] = a.reshape(-1)
+        self._cache = buffer, offsets, np.array([a.shape for a in arrays], dtype=np.int64)
+        return True
+
+    @property
+    def cached_mb(self) -> float:
+        return 0.0 if self._cache is None else self._cache[0].nbytes / 2 ** 20
+
+    def load_images(self, index: int) -> list[torch.Tensor]:
+        """The picture of item `index` at every size, with this load's random crop and flip."""
+        img = self.picture(index)
         size = self.sizes[-1]
         width, height = img.size
         if self.augment:
@@ -210,8 +250,9 @@ def build_text_dataset(data_dir: str | Path, split: str = "train", sizes: Sequen
                        resize: str = "square", augment: bool = True, wrong: str = "none",
                        num_embedding: int = 1, all_embeddings: bool = False,
                        missing_images: str = "error",
-                       text_dir: str | Path | None = None) -> TextImageDataset:
-    """The dataset of `<data_dir>/<split>` (see the module docstring for every argument)."""
+                       text_dir: str | Path | None = None, cache_mb: float = 0) -> TextImageDataset:
+    """The dataset of `<data_dir>/<split>` (see the module docstring for every argument); with
+    `cache_mb` > 0 its pictures are decoded once if they fit in that many MB."""
     data_dir = Path(data_dir).expanduser()
     if bbox_crop is None:
         bbox_crop = "birds" in str(data_dir)
@@ -223,9 +264,17 @@ def build_text_dataset(data_dir: str | Path, split: str = "train", sizes: Sequen
                         None)
     split_data = load_split(data_dir, split, embedding_type)
     bboxes = load_bboxes(cub_dir) if bbox_crop else None
-    return TextImageDataset(split_data, image_dir, sizes, bboxes, resize, augment, wrong,
-                            num_embedding, all_embeddings, missing_images,
-                            Path(text_dir) if text_dir else None)
+    dataset = TextImageDataset(split_data, image_dir, sizes, bboxes, resize, augment, wrong,
+                               num_embedding, all_embeddings, missing_images,
+                               Path(text_dir) if text_dir else None)
+    if cache_mb > 0:
+        if dataset.cache_pictures(cache_mb):
+            log(f"{split_data.split_dir}: {len(dataset)} pictures decoded once and kept in memory "
+                f"({dataset.cached_mb:.0f} MB)")
+        else:
+            log(f"{split_data.split_dir}: pictures read from disk at every load (they would take "
+                f"more than the cache's {cache_mb:g} MB)")
+    return dataset
 
 
 BBOX_RULES = {"auto": None, "always": True, "never": False}   # words YAML keeps as text
@@ -235,7 +284,7 @@ BBOX_RULES = {"auto": None, "always": True, "never": False}   # words YAML keeps
                             "AUGMENT": True, "BBOX_CROP": "auto", "IMAGE_DIR": "",
                             "CUB_DIR": "", "WRONG": "none", "NUM_EMBEDDING": 1,
                             "ALL_EMBEDDINGS": False, "MISSING_IMAGES": "error",
-                            "TEXT_DIR": ""})
+                            "TEXT_DIR": "", "CACHE_MB": 0})
 def build_stackgan_text(spec: DataSpec) -> Dataset:
     """DATA.ROOT is a StackGAN data directory (<ROOT>/<SPLIT>/filenames.pickle, embeddings)."""
     o = spec.options
@@ -246,4 +295,4 @@ def build_stackgan_text(spec: DataSpec) -> Dataset:
                               o["EMBEDDING_TYPE"], BBOX_RULES[o["BBOX_CROP"]],
                               o["IMAGE_DIR"] or None, o["CUB_DIR"] or None, o["RESIZE"],
                               o["AUGMENT"], o["WRONG"], o["NUM_EMBEDDING"], o["ALL_EMBEDDINGS"],
-                              o["MISSING_IMAGES"], o["TEXT_DIR"] or None)
+                              o["MISSING_IMAGES"], o["TEXT_DIR"] or None, o["CACHE_MB"])

@@ -214,3 +214,34 @@ def test_registered_kind_and_batches(tmp_path, cub, present_keys):
     with pytest.raises(DataError, match="strictly ascending"):
         build_text_dataset(tmp_path / "birds", "train", sizes=[128, 64],
                            cub_dir=cub / "CUB_200_2011")
+
+
+@pytest.mark.parametrize("resize", ["square", "shorter"])
+def test_cached_pictures_give_the_same_items(tmp_path, cub, present_keys, resize):
+    """The decoded-picture cache changes where the pixels come from, never what they are."""
+    keys = present_keys[:12]
+    plain, _ = small_birds(tmp_path, cub, keys, sizes=[32, 64], resize=resize, wrong="resample")
+    cached = build_text_dataset(tmp_path / "birds", "train", sizes=[32, 64],
+                                cub_dir=cub / "CUB_200_2011", resize=resize, wrong="resample",
+                                cache_mb=64)
+    assert plain.cached_mb == 0 and 0 < cached.cached_mb < 64
+    for index in (0, 5, 11):
+        with seeded_rngs(7):
+            a = plain[index]
+        with seeded_rngs(7):
+            b = cached[index]
+        assert a["key"] == b["key"]
+        for x, y in zip(a["images"] + a["wrong_images"], b["images"] + b["wrong_images"]):
+            assert torch.equal(x, y)
+    # worker processes read the cache the main process filled
+    expected = next(EpochLoader(plain, batch_size=4, seed=3).epoch(0))
+    batch = next(EpochLoader(cached, batch_size=4, workers=2, seed=3).epoch(0))
+    assert batch["key"] == expected["key"]
+    assert torch.equal(batch["image"], expected["image"])
+
+
+def test_pictures_too_large_for_the_cache_are_read_from_disk(tmp_path, cub, present_keys):
+    ds, _ = small_birds(tmp_path, cub, present_keys[:4], sizes=[64])
+    assert not ds.cache_pictures(max_mb=0.01)      # 4 pictures of 76 x 76 x 3 need ~0.07 MB
+    assert ds.cached_mb == 0
+    assert ds.cache_pictures(max_mb=1) and ds.cached_mb > 0
