@@ -37,3 +37,14 @@ def test_rpgan_bank_benchmark_reports_arithmetic_rates(tmp_path):
     assert loop["flops"] == bmm["flops"] > 0   # the same work, whatever the implementation
     assert bmm["tflop_per_s"] > 0 and "speedup_vs_loop" in bmm
     assert report["agreement_fp32"]["bmm_max_abs_diff"] < 1e-4
+
+
+def test_data_loop_compares_the_loop_the_step_and_the_loader(tmp_path):
+    out = tmp_path / "data.json"
+    load("data_loop").main(["--model", "lrgan", "--cfg", "cfg/lrgan_demo.yml", "--fast", "eager",
+                            "--iters", "3", "--device", "cpu", "--out", str(out),
+                            "RUN.WORKERS=1", "TRAIN.BATCH_SIZE=4"])
+    report = json.loads(out.read_text())
+    for key in ("synthetic_img_per_s", "loop_img_per_s", "loader_img_per_s"):
+        assert report[key] > 0
+    assert report["ratio"] == round(report["loop_img_per_s"] / report["synthetic_img_per_s"], 3)
