@@ -33,7 +33,7 @@ if has models_a; then
     bench lrgan_cifar10 lrgan cfg/lrgan_cifar10.yml \
         eager,fused,compile,graphs,graphs+compile,graphs+tf32,graphs+compile+tf32
     bench rpgan_face48 rpgan cfg/rpgan_face48.yml \
-        eager,tf32,graphs+tf32,bf16,graphs+bf16,bf16+channels_last
+        eager,tf32,graphs+tf32,bf16,graphs+bf16,bf16+channels_last,compile+bf16
 fi
 if has data; then
     step python benchmarks/data_loop.py --model lrgan --cfg cfg/lrgan_cifar10.yml --fast graphs \
@@ -51,7 +51,7 @@ if has models_b; then
     bench stackgan_coco_s2 stackgan cfg/coco_s2.yml eager,tf32,bf16,graphs+bf16
     bench stackgan2_birds stackgan2 cfg/birds_3stages.yml eager,tf32,bf16,graphs+tf32,graphs+bf16
     bench acvae_celeba64 acvae cfg/acvae_celeba64_acvaegan.yml \
-        eager,fused,tf32,bf16,bf16+tf32,bf16+channels_last
+        eager,fused,tf32,bf16,bf16+tf32,bf16+channels_last,compile+tf32,compile+bf16
 fi
 if has rpgan_d; then
     step python benchmarks/rpgan_d.py --impl loop grouped_cl bmm --precision fp32 tf32 bf16 \

@@ -41,6 +41,8 @@ SWITCHES = {
     "graphs+compile+tf32": ["RUN.FUSED_OPTIM=true", "RUN.CUDA_GRAPHS=true", "RUN.COMPILE=true",
                             "RUN.TF32=true"],
     "bf16+tf32": ["RUN.FUSED_OPTIM=true", "RUN.PRECISION=bf16", "RUN.TF32=true"],
+    "compile+tf32": ["RUN.FUSED_OPTIM=true", "RUN.COMPILE=true", "RUN.TF32=true"],
+    "compile+bf16": ["RUN.FUSED_OPTIM=true", "RUN.COMPILE=true", "RUN.PRECISION=bf16"],
     "bf16+channels_last": ["RUN.FUSED_OPTIM=true", "RUN.PRECISION=bf16", "RUN.CHANNELS_LAST=true"],
 }
 VARIANTS = {name: PLAIN + switches for name, switches in SWITCHES.items()}
