@@ -9,6 +9,10 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from acvae import growing
+from acvae.decoders import to_rgb
+from acvae.discriminators import from_rgb
+from acvae.encoders import from_rgb_encoder
 from acvae.growing import Fade, check_stage1, fade_alpha, load_stage1
 from acvae.optim import TorchAdam
 from common import data, dist
@@ -173,6 +177,18 @@ class FamilyTrainer(Trainer):
 
     def extra_pictures(self) -> dict:
         return {}
+
+    def rgb_blocks(self, encoder_final_relu: bool) -> dict[str, nn.Module]:
+        """The encoder's input, the decoder's output and D's input blocks; in stage 2 each is a
+        fading pair with the new 128 px block (whose encoder conv ends in a ReLU or not)."""
+        C, eps, mom, bias = self.C, self.eps, self.mom, self.bias
+        enc_rgb, out_rgb, in_rgb = from_rgb_encoder(C, eps, mom, bias), to_rgb(C, bias), from_rgb(C, bias)
+        if self.stage == 2:
+            enc_rgb = growing.EncoderInputFade(
+                enc_rgb, growing.encoder_conv(C, eps, mom, final_relu=encoder_final_relu, bias=bias))
+            out_rgb = growing.ToRGBFade(out_rgb, growing.decoder_conv(C, eps, mom, bias))
+            in_rgb = growing.FromRGBFade(in_rgb, growing.disc_conv(C, bias))
+        return {"enc_rgb": enc_rgb, "to_rgb": out_rgb, "from_rgb": in_rgb}
 
     def rgb_in(self, x, full=False):
         """The encoder's input block; while stage 2 grows, a fading pair (full: the new path)."""

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import torch
 
-from acvae import growing, losses
+from acvae import losses
 from acvae.base import FamilyTrainer, Group, shared_mean
 from acvae.decoders import (LatentMapDecoder, LSTMPrior, MLPPrior, RecurrentDecoder,
                             StaticAttention, attention_entropy, doubly_stochastic_loss,
-                            replicate_steps, to_rgb)
-from acvae.discriminators import DiscHead, GANFeature, LatentRecon, from_rgb
-from acvae.encoders import W, RecurrentEncoder, from_rgb_encoder
+                            replicate_steps)
+from acvae.discriminators import DiscHead, GANFeature, LatentRecon
+from acvae.encoders import W, RecurrentEncoder
 from acvae.train_vae import sample_gaussian
 from common import data
 from common import logging as log
@@ -44,18 +44,13 @@ class CRVAEGANTrainer(FamilyTrainer):
         C, z, A, T, t = self.C, self.z, self.A, self.T, cfg.TRAIN
         eps, mom, bias = self.eps, self.mom, self.bias
         self.attentive = self.variant == "acvaegan"
-        enc_rgb, out_rgb, in_rgb = from_rgb_encoder(C, eps, mom, bias), to_rgb(C, bias), from_rgb(C, bias)
-        if self.stage == 2:
-            enc_rgb = growing.EncoderInputFade(
-                enc_rgb, growing.encoder_conv(C, eps, mom, final_relu=False, bias=bias))
-            out_rgb = growing.ToRGBFade(out_rgb, growing.decoder_conv(C, eps, mom, bias))
-            in_rgb = growing.FromRGBFade(in_rgb, growing.disc_conv(C, bias))
-        nets = {"enc_rgb": enc_rgb, "encoder": RecurrentEncoder(C, z, A, T, eps, mom, bias),
+        rgb = self.rgb_blocks(encoder_final_relu=False)
+        nets = {"enc_rgb": rgb["enc_rgb"], "encoder": RecurrentEncoder(C, z, A, T, eps, mom, bias),
                 "var_decoder": RecurrentDecoder(C, z, A, T),
-                "decoder": LatentMapDecoder(C, z, eps, mom, bias), "to_rgb": out_rgb,
+                "decoder": LatentMapDecoder(C, z, eps, mom, bias), "to_rgb": rgb["to_rgb"],
                 "prior": LSTMPrior(z, A, T) if self.attentive else
                 MLPPrior(z, A, small_init=False, shape=(z, W, W)),
-                "from_rgb": in_rgb, "features": GANFeature(C, z, A, T, bias),
+                "from_rgb": rgb["from_rgb"], "features": GANFeature(C, z, A, T, bias),
                 "recon": LatentRecon(C, z, eps, mom, bias), "disc": DiscHead(C, z)}
         if self.attentive:
             nets["attention"] = StaticAttention(T, A)

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import torch
 
-from acvae import growing, losses
+from acvae import losses
 from acvae.base import FamilyTrainer, Group, shared_mean
-from acvae.decoders import FCDecoder, MLPPrior, to_rgb
-from acvae.discriminators import FlatDiscriminator, from_rgb
-from acvae.encoders import W, FCEncoder, from_rgb_encoder
+from acvae.decoders import FCDecoder, MLPPrior
+from acvae.discriminators import FlatDiscriminator
+from acvae.encoders import W, FCEncoder
 from acvae.modules import frozen_bn_stats
 from common import data
 from common import logging as log
@@ -85,15 +85,10 @@ class CVAEGANTrainer(FamilyTrainer):
         C, z, A, t, m = self.C, self.z, self.A, cfg.TRAIN, self.lr_mult()
         eps, mom, bias = self.eps, self.mom, self.bias
         n = W * W * z
-        enc_rgb, out_rgb, in_rgb = from_rgb_encoder(C, eps, mom, bias), to_rgb(C, bias), from_rgb(C, bias)
-        if self.stage == 2:
-            enc_rgb = growing.EncoderInputFade(
-                enc_rgb, growing.encoder_conv(C, eps, mom, final_relu=True, bias=bias))
-            out_rgb = growing.ToRGBFade(out_rgb, growing.decoder_conv(C, eps, mom, bias))
-            in_rgb = growing.FromRGBFade(in_rgb, growing.disc_conv(C, bias))
-        nets = {"enc_rgb": enc_rgb, "encoder": FCEncoder(C, z, A, eps, mom, bias),
-                "decoder": FCDecoder(C, z, A, eps, mom, bias), "to_rgb": out_rgb,
-                "prior": MLPPrior(z, A, small_init=True, shape=(n,)), "from_rgb": in_rgb,
+        rgb = self.rgb_blocks(encoder_final_relu=True)
+        nets = {"enc_rgb": rgb["enc_rgb"], "encoder": FCEncoder(C, z, A, eps, mom, bias),
+                "decoder": FCDecoder(C, z, A, eps, mom, bias), "to_rgb": rgb["to_rgb"],
+                "prior": MLPPrior(z, A, small_init=True, shape=(n,)), "from_rgb": rgb["from_rgb"],
                 "disc": FlatDiscriminator(C, z, A, C, bias)}
         for name, net in nets.items():
             self.nets[name] = net.to(device)

@@ -33,15 +33,28 @@ def save(state: dict, path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path, map_location="cpu") -> dict:
+def read(path: str | Path, what: str, map_location="cpu"):
+    """`torch.load(weights_only=True)` of a file (a checkpoint or a foreign weights file), with
+    errors that name the file and say what it should have been."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
+        raise CheckpointError(f"{path}: {what} not found")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # unpickling errors come in many types
-        raise CheckpointError(f"{path}: not a readable ganrepro checkpoint "
+        raise CheckpointError(f"{path}: not a readable {what} "
                               f"({str(err).strip().splitlines()[0]})") from None
+
+
+def strip_data_parallel(state: dict) -> dict:
+    """A state dict without DataParallel's `module.` key prefix (the originals' saves have it)."""
+    prefix = "module."
+    return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state.items()}
+
+
+def load(path: str | Path, map_location="cpu") -> dict:
+    path = Path(path)
+    state = read(path, "ganrepro checkpoint", map_location)
     if not isinstance(state, dict) or state.get("format") != FORMAT or "nets" not in state:
         raise CheckpointError(f"{path}: not a ganrepro checkpoint (format {FORMAT} expected)")
     return state

@@ -266,8 +266,3 @@ def build_discriminators(gan_cfg, branches: int) -> list[BranchDiscriminator]:
     for d in ds:
         init_weights(d)
     return ds
-
-
-def strip_data_parallel(state: dict) -> dict:
-    """Remove the `module.` prefix DataParallel put on the original checkpoints' keys."""
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}

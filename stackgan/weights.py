@@ -20,13 +20,7 @@ def load_state(path: str | Path, net: str, what: str) -> dict[str, torch.Tensor]
     path = Path(path).expanduser()
     if path.is_dir():
         path = checkpoint.resolve(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: {what} not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors come in many types
-        raise CheckpointError(f"{path}: {what} is not a readable weights file "
-                              f"({str(err).strip().splitlines()[0]})") from None
+    obj = checkpoint.read(path, f"{what} weights file")
     if isinstance(obj, dict) and obj.get("format") == checkpoint.FORMAT and "nets" in obj:
         if obj.get("model") != "stackgan":
             raise CheckpointError(f"{path}: {what} is a {obj.get('model')!r} checkpoint, not a "
@@ -36,8 +30,7 @@ def load_state(path: str | Path, net: str, what: str) -> dict[str, torch.Tensor]
         obj = obj["nets"][net]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: {what} is neither a state dict nor a ganrepro checkpoint")
-    prefix = "module."      # DataParallel-wrapped saves
-    return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in obj.items()}
+    return checkpoint.strip_data_parallel(obj)
 
 
 def stage1_part(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -14,7 +14,6 @@ import torch
 from common import checkpoint
 from common.errors import CheckpointError
 from common.logging import log
-from stackgan.v2 import strip_data_parallel
 
 
 def _read(path: Path) -> tuple[dict, dict | None]:
@@ -22,19 +21,13 @@ def _read(path: Path) -> tuple[dict, dict | None]:
     if path.is_dir() or path.suffix == ".pt":
         state = checkpoint.load(checkpoint.resolve(path))
         return state["nets"], state
-    if not path.is_file():
-        raise CheckpointError(f"{path}: weight file not found")
-    try:
-        tensors = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors come in many types
-        raise CheckpointError(f"{path}: not a readable state dict "
-                              f"({str(err).strip().splitlines()[0]})") from None
+    tensors = checkpoint.read(path, "weights file (state dict)")
     if isinstance(tensors, dict) and tensors.get("format") == checkpoint.FORMAT:
         return tensors["nets"], tensors
     if not isinstance(tensors, dict) or not all(torch.is_tensor(v) for v in tensors.values()):
         raise CheckpointError(f"{path}: expected a state dict of tensors (an original netG/netD "
                               "file) or a ganrepro checkpoint")
-    return strip_data_parallel(tensors), None
+    return checkpoint.strip_data_parallel(tensors), None
 
 
 def _load_into(module: torch.nn.Module, tensors: dict, source: str, what: str) -> None:

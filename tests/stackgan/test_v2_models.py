@@ -3,6 +3,7 @@ import pytest
 import torch
 from easydict import EasyDict
 
+from common import checkpoint
 from stackgan import v2
 
 
@@ -92,5 +93,5 @@ def test_state_dict_names_follow_the_original_layout():
     for key in ("img_code_s16.9.weight", "img_code_s64.0.weight", "img_code_s64_2.1.bias",
                 "jointConv.0.weight", "logits.0.bias", "uncond_logits.0.weight"):
         assert key in dkeys
-    stripped = v2.strip_data_parallel({"module." + k: v for k, v in G.state_dict().items()})
+    stripped = checkpoint.strip_data_parallel({"module." + k: v for k, v in G.state_dict().items()})
     G.load_state_dict(stripped)
