@@ -58,7 +58,8 @@ EVAL_DEFAULTS = {
         "WEIGHTS": "",            # its weights file; "" = look in the cache folders
         "CACHE_DIR": "",          # "" = $GANREPRO_CACHE or ~/.cache/ganrepro
         "IS_CLASSIFIER": "",      # a fine-tuned inception_v3 state dict scoring IS instead
-        "ATTR_CLASSIFIER": "",    # run of scripts/train_attr_classifier.py (metric attr)
+        "ATTR_CLASSIFIER": "",    # run of scripts/train_feature_net.py (metric attr)
+        "FEATURES": "",           # the project's feature network (fd_* protocols): its run dir
         "BATCH_SIZE": 64,
         "ALLOW_DOWNLOAD": False,  # fetch missing Inception weights from the internet
     }

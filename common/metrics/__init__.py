@@ -31,7 +31,8 @@ def evaluator_from_config(cfg, device, log=print) -> Evaluator:
                          allow_download=ev.ALLOW_DOWNLOAD, reference=ev.REFERENCE,
                          is_classifier=ev.IS_CLASSIFIER or None,
                          attr_classifier_path=ev.ATTR_CLASSIFIER or None,
-                         batch_size=ev.BATCH_SIZE, seed=cfg.RUN.SEED, log=log)
+                         batch_size=ev.BATCH_SIZE, seed=cfg.RUN.SEED,
+                         features=ev.FEATURES or None, log=log)
     except MetricsError as err:
         raise ConfigError(f"EVAL section: {err}", "EVAL") from None
 

@@ -25,7 +25,8 @@ from common.metrics import weights as weights_lib
 from common.metrics.extractors import FeatureNet, build_extractor, build_user_classifier
 from common.metrics.protocols import BINARY, Protocol
 from common.metrics.reference import reference_features
-from common.metrics.samples import UINT8_RULE, generated, generator_kind, reference_for
+from common.metrics.samples import (UINT8_RULE, Reference, generated, generator_kind,
+                                    reference_for)
 from common.metrics.weights import MetricsError
 
 KID_KERNEL = "polynomial k(x, y) = (x.y / dim + 1)^3"
@@ -51,21 +52,36 @@ class Evaluator:
                  use_cache: bool = True, is_classifier: str | None = None,
                  attr_classifier_path: str | None = None, reference: str = "data",
                  reference_size: int = 0, batch_size: int = 64, workers: int = 0, seed: int = 0,
-                 log: Callable[[str], None] = print):
+                 features: str | None = None, log: Callable[[str], None] = print):
         self.metrics, self.protocol, self.device = tuple(metrics), protocol, torch.device(device)
         self.extractor_name, self.weights, self.cache_dir = extractor, weights, cache_dir
         self.allow_download, self.use_cache = allow_download, use_cache
         self.is_classifier, self.attr_path = is_classifier, attr_classifier_path
         self.reference_spec, self.reference_size = reference or "data", reference_size
         self.batch_size, self.workers, self.seed, self.log = batch_size, workers, seed, log
+        self.features = features or None
+        if protocol.features and not self.features:
+            data = {"mnist": "mnist", "cifar10": "cifar10", "celeba64": "celeba"}[protocol.features]
+            raise MetricsError(f"protocol {protocol.name} scores with the project's "
+                               f"{protocol.features} feature network: pass --features RUN (train "
+                               f"it with python scripts/train_feature_net.py --cfg "
+                               f"cfg/features_{data}.yml)")
+        if self.features and self._main_metrics():  # a wrong file fails now, not after sampling
+            from common.metrics import project_features
+            _, meta = project_features.locate(self.features)
+            if protocol.features and meta["tag"] != protocol.features:
+                raise MetricsError(f"{self.features}: protocol {protocol.name} needs the "
+                                   f"{protocol.features!r} feature network, this one is for "
+                                   f"{meta['tag'] or 'no protocol'!r}")
         if "is" in metrics and protocol.is_classifier == "user" and not is_classifier:
             raise MetricsError(f"protocol {protocol.name} scores IS with a classifier you supply: "
                                "pass --is-classifier PATH (a state dict of torchvision's "
                                "inception_v3 layout, see docs/metrics.md)")
         if "attr" in metrics and not attr_classifier_path:
             raise MetricsError("metric attr needs --attr-classifier PATH (a run directory or "
-                               "checkpoint of scripts/train_attr_classifier.py)")
-        if self._main_metrics() and extractor in weights_lib.KNOWN:  # a missing file fails now
+                               "features.pt of scripts/train_feature_net.py with an attribute "
+                               "network, e.g. cfg/features_celeba.yml)")
+        if self._main_metrics() and not self.features and extractor in weights_lib.KNOWN:
             weights_lib.resolve(weights_lib.KNOWN[extractor], weights, cache_dir, allow_download)
         self.main: FeatureNet | None = None
         self.is_net: FeatureNet | None = None
@@ -79,7 +95,11 @@ class Evaluator:
 
     def _networks(self) -> None:
         main_metrics = self._main_metrics()
-        if main_metrics and self.main is None:
+        if main_metrics and self.main is None and self.features:
+            from common.metrics import project_features
+            self.main = project_features.build(self.features, main_metrics, self.device,
+                                               self.protocol.features)
+        elif main_metrics and self.main is None:
             self.main = build_extractor(self.extractor_name, main_metrics, self.device,
                                         self.weights, self.cache_dir, self.allow_download)
         if "is" in self.metrics and self.is_classifier and self.is_net is None:
@@ -90,11 +110,13 @@ class Evaluator:
 
     def _reference(self, trainer, layers: list[str]) -> tuple[dict, dict]:
         p = self.protocol
-        memo = (trainer.name, self.reference_spec, p.reference_split, self.reference_size,
-                p.reference_n, tuple(layers))
+        memo = (trainer.name if trainer is not None else None, id(self.reference_spec), p.reference_split,
+                self.reference_size, p.reference_n, tuple(layers))
         if memo not in self._references:
-            ref = reference_for(trainer, self.reference_spec, p.reference_split,
-                                self.reference_size).subset(p.reference_n)
+            ref = self.reference_spec if isinstance(self.reference_spec, Reference) else \
+                reference_for(trainer, self.reference_spec, p.reference_split,
+                              self.reference_size, self.features)
+            ref = ref.subset(p.reference_n)
             self._references[memo] = reference_features(
                 ref, self.main, layers, self.device, self.batch_size, self.workers,
                 self.cache_dir, self.use_cache, self.log)
@@ -104,18 +126,42 @@ class Evaluator:
     def run(self, trainer, ema: bool = True, checkpoint: dict | None = None) -> list[dict]:
         """Evaluate the trainer's generator; one record per number (see docs/metrics.md)."""
         start = time.perf_counter()
+        batches = generated(trainer, self.protocol.n, self.seed, self.batch_size, ema)
+        records = self._score(batches, trainer.name, lambda layers: self._reference(trainer, layers),
+                              generator_kind(trainer, ema))
+        seconds = round(time.perf_counter() - start, 2)
+        for record in records:
+            record.update(model=trainer.name, iteration=int(trainer.progress.iteration),
+                          checkpoint=checkpoint, seconds=seconds)
+        return records
+
+    def run_images(self, images) -> list[dict]:
+        """Score a set of images that came from no checkpoint (an `image_sets.ImageSet`); the
+        reference is the one asked for, by default the feature network's own data."""
+        start = time.perf_counter()
+        batches = images.batches(self.protocol.n, self.batch_size)
+        path = images.description["path"]
+        records = self._score(batches, path, lambda layers: self._reference(None, layers),
+                              f"images of {path} (no model)")
+        seconds = round(time.perf_counter() - start, 2)
+        for record in records:
+            record.update(model=None, iteration=None, images=images.description, seconds=seconds)
+        return records
+
+    def _score(self, batches, source: str, reference, generator: str) -> list[dict]:
+        """Features of every batch (dicts with uint8 "image"), then one record per number."""
         p = self.protocol
         self._networks()
         fake: dict[str, list] = defaultdict(list)
         resolution = None
         with exact_float32(), torch.no_grad():
-            for batch in generated(trainer, p.n, self.seed, self.batch_size, ema):
+            for batch in batches:
                 images = batch["image"].to(self.device)
                 if resolution is None:
                     resolution = list(images.shape[-2:])
                     if p.resolution and resolution != [p.resolution, p.resolution]:
                         raise MetricsError(f"protocol {p.name} needs {p.resolution} px images; "
-                                           f"{trainer.name} makes {resolution[0]}x{resolution[1]}")
+                                           f"{source} makes {resolution[0]}x{resolution[1]}")
                 if self.main is not None:
                     for layer, value in self.main(images).items():
                         fake["main/" + layer].append(value)
@@ -123,7 +169,7 @@ class Evaluator:
                     fake["is/logits"].append(self.is_net(images)["logits"])
                 if self.attr_net is not None:
                     if "attributes" not in batch:
-                        raise MetricsError(f"metric attr: {trainer.name} gives no 'attributes' "
+                        raise MetricsError(f"metric attr: {source} gives no 'attributes' "
                                            "with its samples (not an attribute-conditioned model)")
                     fake["attr/logits"].append(self.attr_net(images)["logits"])
                     fake["attr/target"].append(batch["attributes"].float().cpu())
@@ -132,11 +178,10 @@ class Evaluator:
             binary = [m for m in self.metrics if m in BINARY]
             if binary:
                 layers = sorted({self.main.layers[m] for m in binary})
-                ref, ref_info = self._reference(trainer, layers)
+                ref, ref_info = reference(layers)
         base = {
             "name": p.name, "overrides": dict(p.overrides), "n": p.n, "seed": self.seed,
-            "batch_size": self.batch_size, "device": str(self.device),
-            "generator": generator_kind(trainer, ema),
+            "batch_size": self.batch_size, "device": str(self.device), "generator": generator,
             "resolution": resolution, "uint8": UINT8_RULE,
         }
         records = []
@@ -147,12 +192,10 @@ class Evaluator:
                 protocol["reference"] = ref_info
             for name, value in values.items():
                 records.append({"metric": name, **value, "protocol": protocol})
-        seconds = round(time.perf_counter() - start, 2)
         when = datetime.now(timezone.utc).isoformat(timespec="seconds")
         versions = {"torch": str(torch.__version__), "torch-fidelity": fidelity.__version__}
         for record in records:
-            record.update(model=trainer.name, iteration=int(trainer.progress.iteration),
-                          checkpoint=checkpoint, seconds=seconds, time=when, versions=versions)
+            record.update(time=when, versions=versions)
         return records
 
     def _compute(self, metric: str, fake: dict, ref: dict) -> tuple[dict, dict]:

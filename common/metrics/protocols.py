@@ -30,6 +30,7 @@ class Protocol:
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     pr_neighborhood: int = 3
+    features: str = ""                # tag of the project's feature network it needs (--features)
     source: str = ""                  # where the protocol comes from
     overrides: dict = field(default_factory=dict)
 
@@ -63,6 +64,18 @@ PROTOCOLS = {p.name: p for p in [
     Protocol("acvae_test", "one sample per CelebA test-set attribute vector (19,962), FID and IS "
              "against the real test images, and attribute accuracy", ("fid", "is", "attr"),
              19_962, reference_split="test", source="acvae.md 8.2 (our protocol)"),
+    Protocol("fd_mnist10k", "FD, KID, precision/recall (128-d features) and IS (10 digit "
+             "classes) of 10,000 samples against 10,000 real images, the project's MNIST "
+             "feature network (--features)", ("fid", "kid", "pr", "is"), 10_000,
+             reference_n=10_000, features="mnist", source="docs/metrics.md (our protocol)"),
+    Protocol("fd_cifar10_10k", "FD, KID, precision/recall (256-d features) and IS (10 classes) "
+             "of 10,000 samples against 10,000 real images, the project's CIFAR-10 feature "
+             "network (--features)", ("fid", "kid", "pr", "is"), 10_000, reference_n=10_000,
+             features="cifar10", source="docs/metrics.md (our protocol)"),
+    Protocol("fd_celeba64_10k", "FD, KID, precision/recall (128-d features) of 10,000 samples "
+             "against 10,000 real faces, the project's 64 px CelebA attribute network "
+             "(--features)", ("fid", "kid", "pr"), 10_000, reference_n=10_000,
+             features="celeba64", source="docs/metrics.md (our protocol)"),
 ]}
 
 

@@ -170,9 +170,10 @@ def reference_from_folder(folder: str | Path, size: int = 0) -> Reference:
                      FolderImages(paths, size))
 
 
-def reference_for(trainer, spec: str, split: str, size: int = 0) -> Reference:
-    """The reference named by `spec`: 'data' (the model's own data), a folder, or a YAML file
-    holding a DATA section."""
+def reference_for(trainer, spec: str, split: str, size: int = 0,
+                  features: str | None = None) -> Reference:
+    """The reference named by `spec`: 'data' (the model's own data; without a model, the data
+    of the feature network `features`), a folder, or a YAML file holding a DATA section."""
     if spec and spec != "data":
         path = Path(spec).expanduser()
         if path.is_dir():
@@ -186,6 +187,13 @@ def reference_for(trainer, spec: str, split: str, size: int = 0) -> Reference:
             return reference_from_data(section, split)
         raise MetricsError(f"{spec}: reference must be 'data', a folder of images or a YAML file "
                            "with a DATA section")
+    if trainer is None:
+        if not features:
+            raise MetricsError("images scored without a model need a reference: pass --reference "
+                               "DIR (real images) or a YAML file with a DATA section, or "
+                               "--features RUN to compare with the feature network's own data")
+        from common.metrics import project_features
+        return reference_from_data(project_features.reference_data(features), split)
     module = models.module(trainer.name)
     if hasattr(module, "eval_reference"):
         dataset = module.eval_reference(trainer, split)

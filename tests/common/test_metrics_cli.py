@@ -1,5 +1,5 @@
 """scripts/evaluate.py end to end on a tiny checkpoint, the EVAL section during training, and
-the attribute classifier (train_attr_classifier.py, metric attr). No downloads."""
+the attribute classifier (train_feature_net.py, metric attr). No downloads."""
 import importlib.util
 import json
 
@@ -86,17 +86,17 @@ def test_eval_section_problems_stop_the_run_before_training(tmp_path):
 
 
 def test_attribute_classifier_trains_and_scores_conditioned_samples(tmp_path, repo):
-    train = load_script(repo, "train_attr_classifier")
+    train = load_script(repo, "train_feature_net")
     cfg = tmp_path / "attr.yml"
     cfg.write_text("DATA:\n  KIND: painted_attributes\n  IMAGE_SIZE: 16\n"
                    "  OPTIONS:\n    LENGTH: 64\n"
-                   "CLASSIFIER:\n  ATTRIBUTES: 2\n  WIDTH: 4\n  BATCH_SIZE: 8\n  EPOCHS: 5\n"
-                   "  LR: 0.01\n  VAL_SPLIT: test\nRUN:\n  WORKERS: 0\n")
+                   "NET:\n  TASK: attributes\n  OUTPUTS: 2\n  WIDTH: 4\n"
+                   "TRAIN:\n  BATCH_SIZE: 8\n  EPOCHS: 5\n  LR: 0.01\n"
+                   "HELDOUT:\n  SPLIT: test\nRUN:\n  WORKERS: 0\n")
     out = tmp_path / "classifier"
     assert train.main(["--cfg", str(cfg), "--out", str(out), "--device", "cpu"]) == 0
-    real = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    assert real["metric"] == "attr_real" and real["value"] > 0.9
-    assert real["protocol"]["split"] == "test" and real["protocol"]["images"] == 64
+    real = json.loads((out / "accuracy.json").read_text())
+    assert real["heldout"] > 0.9 and real["split"] == "test" and real["n"] == 64
 
     generator = fx.build(models.load_config(fx, None, ["DATA.IMAGE_SIZE=16"]), "cpu")
     ev = Evaluator(("attr",), resolve("acvae_test", n=48), "cpu", attr_classifier_path=str(out),
@@ -106,22 +106,11 @@ def test_attribute_classifier_trains_and_scores_conditioned_samples(tmp_path, re
     ignoring = ev.run(generator)[0]
     assert faithful["value"] > 0.9 > 0.1 > ignoring["value"]
     info = faithful["protocol"]["classifier"]
-    assert info["real_accuracy"] == real["value"] and info["file"].endswith("last.pt")
-    assert set(faithful["per_attribute"]) == {"attribute_0", "attribute_1"}
+    assert info["real_accuracy"] == real["heldout"] and info["file"].endswith("features.pt")
+    assert set(faithful["per_attribute"]) == {"output_0", "output_1"}
 
 
 def _toy_cfg(tmp_path):
     cfg = tmp_path / "toy.yml"
     cfg.write_text("TOY:\n  BATCH_SIZE: 8\nDATA:\n  OPTIONS:\n    LENGTH: 64\n")
     return cfg
-
-
-def test_attribute_classifier_parameter_count():
-    from common.metrics.attr_classifier import AttributeNet
-    net = AttributeNet(40, 32)
-    convs = sum(p.numel() for m in net.modules() if isinstance(m, torch.nn.Conv2d)
-                for p in m.parameters())
-    assert convs == 9 * (3 * 32 + 32 * 32 + 32 * 64 + 64 * 64 + 64 * 128 + 128 * 128
-                         + 128 * 256 + 256 * 256)
-    assert sum(p.numel() for p in net.head.parameters()) == 256 * 40 + 40
-    assert sum(p.numel() for p in net.parameters()) == 1_183_496  # as docs/metrics.md says

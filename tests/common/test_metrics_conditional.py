@@ -37,22 +37,20 @@ def test_acvae_samples_are_conditioned_on_the_test_split_attributes(shared_data,
 
 def test_attribute_classifier_on_real_celeba_scores_an_acvae_generator(shared_data, repo,
                                                                        tmp_path):
-    spec = importlib.util.spec_from_file_location("train_attr", repo / "scripts" /
-                                                  "train_attr_classifier.py")
+    spec = importlib.util.spec_from_file_location("train_feature_net", repo / "scripts" /
+                                                  "train_feature_net.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     root = shared_data / "celeba"
     out = tmp_path / "attr"
-    code = script.main(["--cfg", str(repo / "cfg/attr_classifier_celeba.yml"), "--out", str(out),
+    code = script.main(["--cfg", str(repo / "cfg/features_celeba.yml"), "--out", str(out),
                         "--device", "cpu", "--max-iters", "2", f"DATA.ROOT={root}",
-                        "DATA.OPTIONS.IMAGES=img_align_celeba_89x109",
-                        "DATA.OPTIONS.MISSING=skip", "CLASSIFIER.WIDTH=4",
-                        "CLASSIFIER.BATCH_SIZE=16", "CLASSIFIER.VAL_FRACTION=0.01",
+                        "NET.WIDTH=4", "TRAIN.BATCH_SIZE=16", "HELDOUT.EVERY=100",
                         "RUN.WORKERS=0"])
     assert code == 0
-    real = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    assert real["metric"] == "attr_real" and real["protocol"]["images"] == 100
-    assert real["attributes"] == list(celeba.ATTRIBUTES) and 0 <= real["value"] <= 1
+    real = json.loads((out / "accuracy.json").read_text())
+    assert real["n"] == 100 and 0 <= real["heldout"] <= 1
+    assert json.loads((out / "features.json").read_text())["outputs"] == list(celeba.ATTRIBUTES)
 
     trainer = acvae_trainer(repo, root)
     ev = Evaluator(("attr",), resolve("acvae_test", n=8), "cpu", attr_classifier_path=str(out),
@@ -60,7 +58,7 @@ def test_attribute_classifier_on_real_celeba_scores_an_acvae_generator(shared_da
     record = ev.run(trainer)[0]
     assert record["metric"] == "attr" and 0 <= record["value"] <= 1
     assert list(record["per_attribute"]) == list(celeba.ATTRIBUTES)
-    assert record["protocol"]["classifier"]["real_accuracy"] == real["value"]
+    assert record["protocol"]["classifier"]["real_accuracy"] == real["heldout"]
     assert record["protocol"]["generator"].startswith("eval_samples hook of acvae")
 
 
