@@ -9,6 +9,12 @@ The original evaluated on Larochelle's static binarised test set (binarized_mnis
 not in the official MNIST files). `test_images` reads that file when NLL.STATIC_TEST names it
 (.amat text or the crVAE repo's .t7); otherwise it binarises the official MNIST test digits once
 with the seeded draw NLL.BINARIZE_SEED (a fixed stochastic binarisation, stated with the result).
+
+Model selection (NLL.SELECT_ON), as main_mnist.lua: after every epoch the EPOCH_SAMPLES-sample
+NLL of the test set (decoder probabilities clamped to 1e-10 there, 1e-5 in the final
+evaluation), the best epoch kept by the loop as checkpoints/best.pt. That selects on the test
+set; `heldout` holds NLL.HELDOUT training digits out of training (a seeded split, binarised once)
+and selects on them instead.
 """
 from __future__ import annotations
 
@@ -21,13 +27,15 @@ from acvae import losses
 from acvae.base import FamilyTrainer, Group
 from acvae.encoders import W
 from acvae.mnist import MNISTDecoder, MNISTEncoder
-from acvae.nll import bernoulli_log_likelihood
+from acvae.nll import bernoulli_log_likelihood, evaluate
 from acvae.train_vae import sample_gaussian
 from common import data
 from common import logging as log
 from common.data.mnist import load_mnist
-from common.errors import DataError
-from common.trainer import Phase
+from common.errors import ConfigError, DataError
+from common.trainer import EpochScore, Phase
+
+EPOCH_CLAMP = 1e-10   # the per-epoch evaluation's clamp (val() in train_test_*_mnist.lua)
 
 
 def binarize(x01: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
@@ -67,6 +75,33 @@ def test_images(cfg) -> tuple[torch.Tensor, str]:
     return x, f"official MNIST test set binarised once with seed {cfg.NLL.BINARIZE_SEED}"
 
 
+def heldout_split(cfg) -> tuple[list[int], torch.Tensor]:
+    """(indices of the training digits still trained on, the NLL.HELDOUT held-out digits
+    binarised once), both from the seeded draw NLL.BINARIZE_SEED."""
+    images, _ = load_mnist(cfg.DATA.ROOT, cfg.DATA.SPLIT)   # what dataset() trains on
+    n = cfg.NLL.HELDOUT
+    if n >= len(images):
+        raise ConfigError(f"NLL.HELDOUT {n} must be below the {len(images)} training digits",
+                          "NLL.HELDOUT")
+    gen = torch.Generator().manual_seed(cfg.NLL.BINARIZE_SEED)
+    order = torch.randperm(len(images), generator=gen)
+    held = binarize(images[order[:n]].float().div(255).unsqueeze(1), gen)
+    return sorted(order[n:].tolist()), held
+
+
+def selection_images(cfg) -> tuple[torch.Tensor, str]:
+    """The digits the per-epoch NLL is computed on, and their description."""
+    if cfg.NLL.SELECT_ON == "heldout":
+        images = heldout_split(cfg)[1]
+        how = (f"{len(images)} training digits held out (seed {cfg.NLL.BINARIZE_SEED}), "
+               "binarised once")
+    else:
+        images, how = test_images(cfg)
+    if not cfg.NLL.FULL_TEST:
+        images = images[:len(images) // cfg.NLL.BATCH_SIZE * cfg.NLL.BATCH_SIZE]
+    return images, how
+
+
 class MNISTTrainer(FamilyTrainer):
     channels = 1
 
@@ -86,9 +121,17 @@ class MNISTTrainer(FamilyTrainer):
             groups += [Group("var_encoder", var_enc, t.LR / self.T, clip=t.GRAD_CLIP),
                        Group("var_decoder", var_dec, t.LR / self.T, clip=t.GRAD_CLIP)]
         self.make_optimizer("G", groups)
+        self._selection_set: torch.Tensor | None = None
 
     def dataset(self):
-        return data.build(self.cfg.DATA)
+        if self.cfg.NLL.SELECT_ON != "none":
+            self.selection_set()  # read and check before training, not after the first epoch
+        dataset = data.build(self.cfg.DATA)
+        if self.cfg.NLL.SELECT_ON != "heldout":
+            return dataset
+        subset = torch.utils.data.Subset(dataset, heldout_split(self.cfg)[0])
+        subset.uses_rng = getattr(dataset, "uses_rng", True)
+        return subset
 
     def phases(self):
         return [Phase("vae", self.vae_step, ["G"])]
@@ -103,6 +146,31 @@ class MNISTTrainer(FamilyTrainer):
         return rec + self.cfg.TRAIN.ALPHA * kl
 
     # ---- evaluation and pictures ------------------------------------------------------------
+    def selection_set(self) -> torch.Tensor:
+        """The digits of the per-epoch NLL (NLL.SELECT_ON), read once, on the device."""
+        if self._selection_set is None:
+            nll = self.cfg.NLL
+            images, how = selection_images(self.cfg)
+            if len(images) == 0:
+                raise DataError(f"NLL.BATCH_SIZE: {nll.BATCH_SIZE} is more than the images "
+                                f"to select on ({how}); only whole batches are used")
+            self._selection_set = images.to(self.device)
+            log.log(f"model selection: {nll.EPOCH_SAMPLES}-sample NLL after every epoch on "
+                    f"{len(images)} images ({how})")
+        return self._selection_set
+
+    def epoch_score(self) -> EpochScore | None:
+        """The per-epoch NLL that selects checkpoints/best.pt (NLL.SELECT_ON), in eval mode."""
+        nll = self.cfg.NLL
+        if nll.SELECT_ON == "none":
+            return None
+        k = nll.EPOCH_SAMPLES
+        with self.evaluating():
+            result = evaluate(self.encode, lambda x, z: self.log_likelihood(x, z, EPOCH_CLAMP),
+                              self.selection_set(), k, nll.BATCH_SIZE, min(nll.CHUNK, k),
+                              seed=self.progress.iteration, device=self.device)
+        return EpochScore(f"nll/{nll.SELECT_ON}_k{k}", result["nll"], lower_is_better=True)
+
     def encode(self, x):
         return self.nets["encoder"](x)
 

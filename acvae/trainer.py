@@ -64,6 +64,11 @@ DEFAULTS = {
         "STATIC_TEST": "",         # Larochelle's binarized_mnist_test.amat (or .t7)
         "BINARIZE_SEED": 0,        # otherwise: the official test set binarised once, this seed
         "FULL_TEST": False,        # all 10,000 images (the original: floor(10000/B)*B = 9984)
+        # model selection during training: after every epoch the EPOCH_SAMPLES-sample NLL;
+        # the best epoch is kept as checkpoints/best.pt, which eval_nll.py scores by default
+        "SELECT_ON": "test",       # test (the original; optimistic) | heldout | none
+        "EPOCH_SAMPLES": 5,        # -nSample
+        "HELDOUT": 10000,          # SELECT_ON heldout: training digits held out to select on
     },
     "RUN": {"SEED": 196, "SAMPLE_EVERY": 1000, "CKPT_EVERY": 1000, "LOG_EVERY": 50},
 }
@@ -71,6 +76,7 @@ CHOICES = {
     "MODEL.VARIANT": CELEBA_VARIANTS + MNIST_VARIANTS,
     "MODEL.STAGE": (1, 2),
     "MODEL.TIME_STEPS": (2, 4, 8),
+    "NLL.SELECT_ON": ("test", "heldout", "none"),
 }
 
 
@@ -104,6 +110,11 @@ def check_config(cfg) -> None:
     if t.BATCH_SIZE < 2 or t.EPOCHS < 1 or t.LR_STEP < 1:
         raise ConfigError("TRAIN.BATCH_SIZE must be >= 2, EPOCHS and LR_STEP >= 1",
                           "TRAIN.BATCH_SIZE")
+    if mnist and cfg.NLL.SELECT_ON != "none" and cfg.NLL.EPOCH_SAMPLES < 1:
+        raise ConfigError("NLL.EPOCH_SAMPLES must be at least 1", "NLL.EPOCH_SAMPLES")
+    if mnist and cfg.NLL.SELECT_ON == "heldout" and cfg.NLL.HELDOUT < 1:
+        raise ConfigError("NLL.HELDOUT must be at least 1 for NLL.SELECT_ON heldout",
+                          "NLL.HELDOUT")
     if cfg.VIS.N < 1:
         raise ConfigError("VIS.N must be positive", "VIS.N")
 

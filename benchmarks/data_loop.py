@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=None)
     p.add_argument("overrides", nargs="*")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)  # options and KEY=VALUE overrides in any order
     module, device = models.module(args.model), torch.device(args.device)
     overrides = VARIANTS[args.fast] + args.overrides
     synthetic = time_variant(module, args.cfg, overrides, device, 0, args.iters, 15)

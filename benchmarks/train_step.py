@@ -136,7 +136,7 @@ def main(argv=None) -> int:
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="after timing, print a torch.profiler table over N iterations per variant")
     p.add_argument("overrides", nargs="*", help="config overrides for every variant")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)  # options and KEY=VALUE overrides in any order
     module = models.module(args.model)
     device = torch.device(args.device)
     results = {"model": args.model, "cfg": args.cfg, "torch": str(torch.__version__),

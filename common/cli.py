@@ -45,6 +45,12 @@ def parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
+def parse(p: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """Options and KEY=VALUE overrides in any order (`--cfg x A=1 --dry-run B=2`), as people
+    type them; plain parse_args stops collecting positionals at the first option after them."""
+    return p.parse_intermixed_args(argv)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed & 0xFFFFFFFF)
@@ -89,7 +95,7 @@ def resolve_run_dir(args, name: str) -> tuple[Path, Path | None]:
 
 def train_main(model: str, argv: list[str] | None = None) -> int:
     """Entry point of scripts/train_<model>.py; returns the process exit code."""
-    args = parser(f"train_{model}").parse_args(argv)
+    args = parse(parser(f"train_{model}"), argv)
     try:
         return _train(model, args)
     except UserError as err:

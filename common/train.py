@@ -1,11 +1,13 @@
 """The one training loop: fetch a batch, run the due phases, EMA, counters, then maintenance.
 
-Maintenance at its intervals: NaN/Inf guard, status line and stats, sample grids, checkpoints.
+Maintenance at its intervals: NaN/Inf guard, status line and stats, sample grids, checkpoints,
+and after each epoch the trainer's score, if it gives one (best model kept as checkpoints/best.pt).
 A SIGINT/SIGTERM stops the run cleanly after the current iteration with a checkpoint.
 """
 from __future__ import annotations
 
 import json
+import math
 import platform
 import signal
 import sys
@@ -24,7 +26,8 @@ from common.data.loader import _mix
 from common.errors import TrainingDiverged
 from common.graphs import PhaseGraphs
 from common.images import save_grid
-from common.trainer import Phase, Progress, Trainer, preserved_buffers, update_ema
+from common.trainer import (EpochScore, Phase, Progress, Trainer, preserved_buffers,
+                            update_ema)
 
 
 class Precision:
@@ -93,6 +96,9 @@ class Loop:
         self.last_saved: tuple[int, Path] | None = None
         self.resume_state = resume_state
         self.evaluator = None  # common.metrics.Evaluator when the config's EVAL section is on
+        # the best Trainer.epoch_score so far {name, value, lower_is_better, iteration, epoch};
+        # written into every checkpoint so that a resumed run keeps comparing against it
+        self.selection: dict | None = None
 
     # ---- one iteration ----------------------------------------------------------------------
     def run_phase(self, phase: Phase, batch: dict, set_to_none: bool = True,
@@ -200,6 +206,8 @@ class Loop:
 
     def save(self, path: Path) -> None:
         state = checkpoint.capture(self.trainer, self.counters(), self.precision.scaler)
+        if self.selection is not None:
+            state["selection"] = dict(self.selection)
         if dist.is_main():
             checkpoint.save(state, path)
         self.last_saved = (self.progress.iteration, path)
@@ -221,6 +229,7 @@ class Loop:
         if self.resume_state is not None:
             start = checkpoint.restore(trainer, self.resume_state, self.precision.scaler)[
                 "iteration"]
+            self.selection = self.resume_state.get("selection")
         use_graphs = rc.CUDA_GRAPHS and self.device.type == "cuda"
         if rc.CUDA_GRAPHS and not use_graphs:
             log.log(f"RUN.CUDA_GRAPHS: CUDA graphs need a CUDA device; running eagerly on "
@@ -299,7 +308,10 @@ class Loop:
         snapshot = due(rc.SNAPSHOT_EVERY) or self.trainer.snapshot_due()
         if due(rc.NAN_CHECK_EVERY) or end or due(rc.CKPT_EVERY) or snapshot:
             self.guard()
-        if due(rc.LOG_EVERY) or end:
+        # scored even when a signal stops the run at an epoch's end: a skipped epoch would
+        # never be scored after the resume, and could have been the best
+        scored = due(self.progress.iters_per_epoch) and self.score_epoch() is not None
+        if due(rc.LOG_EVERY) or end or scored:
             self.status()
         if due(rc.SAMPLE_EVERY) or end:
             self.samples()
@@ -309,6 +321,36 @@ class Loop:
             self.save(self.run_dir / "checkpoints" / "last.pt")
         if self.evaluator is not None and not stopping and (due(self.cfg.EVAL.EVERY) or end):
             self.evaluate()  # not when a signal stops the run: it must end promptly
+
+    # ---- model selection (Trainer.epoch_score) -------------------------------------------------
+    def score_epoch(self) -> EpochScore | None:
+        """The trainer's end-of-epoch score, reported for the stats row written right after;
+        checkpoints/best.pt (atomic, like every checkpoint) when it beats the best so far."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices=devices), \
+                preserved_buffers(self.trainer.nets):
+            score = self.trainer.epoch_score()
+        if score is None:
+            return None
+        self.guard()  # never select a model whose losses went NaN
+        value = float(dist.broadcast_object(float(score.value)))  # rank 0's networks are saved
+        best, it = self.selection, self.progress.iteration
+        if best is not None and best["name"] != score.name:
+            log.log(f"model selection: the checkpoint's best is by {best['name']}, this run "
+                    f"scores {score.name}; selecting afresh")
+            self.selection = best = None
+        lower = score.lower_is_better
+        if math.isfinite(value) and (best is None or (value < best["value"] if lower
+                                                      else value > best["value"])):
+            self.selection = best = {"name": score.name, "value": value, "lower_is_better": lower,
+                                     "iteration": it, "epoch": it // self.progress.iters_per_epoch}
+            self.save(self.run_dir / "checkpoints" / "best.pt")
+            log.log(f"epoch {best['epoch']}: {score.name} {value:.4f}, the best so far; wrote "
+                    "checkpoints/best.pt")
+        log.report(score.name, value)
+        if best is not None:
+            log.report(f"{score.name}/best", best["value"])
+        return score
 
     # ---- evaluation during training (EVAL section; common/metrics) ---------------------------
     def prepare_evaluation(self) -> None:

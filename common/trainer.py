@@ -33,6 +33,18 @@ class Phase:
 
 
 @dataclass
+class EpochScore:
+    """A number a trainer computes after each epoch (Trainer.epoch_score). The loop reports it
+    (stats.jsonl, TensorBoard) and keeps the model that scored best so far as
+    checkpoints/best.pt; the best value travels in every checkpoint so a resumed run compares
+    against it."""
+
+    name: str                 # the statistic's name, e.g. "nll/test_k5"
+    value: float
+    lower_is_better: bool = True
+
+
+@dataclass
 class Progress:
     """Counters the loop keeps up to date before each iteration (read-only for trainers)."""
 
@@ -93,6 +105,13 @@ class Trainer(abc.ABC):
         `self.progress.iteration` iterations: for schedules RUN.SNAPSHOT_EVERY cannot express
         (e.g. every N epochs, as in StackGAN v1). Must depend only on `self.progress`."""
         return False
+
+    def epoch_score(self) -> EpochScore | None:
+        """Called by the loop after every completed epoch, on every rank (the value of rank 0
+        counts), under no_grad with RNGs and buffers put back afterwards; set evaluation mode
+        yourself. A score makes the loop select checkpoints/best.pt by it; None (the default)
+        does nothing. Must depend only on the networks and `self.progress` (resume is exact)."""
+        return None
 
     def snapshot_images(self) -> dict[str, tuple[torch.Tensor, int]]:
         """Pictures for the sample ticks: {name: (images in [-1, 1], images per row)}."""

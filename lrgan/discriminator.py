@@ -3,8 +3,8 @@
 Bias-free convolutions; stride-2 stages from nsize down to 4x4 (no BatchNorm on the first),
 LeakyReLU(0.2), then a 4x4 convolution to one value. Layer names follow the original
 (`main.conv{size}`, `main.bn{size}`). The original ends in a sigmoid and uses BCELoss; here
-`forward` returns the logit and the trainer uses BCE-with-logits, which is the same loss without
-the saturation of sigmoid + log in floating point.
+`forward` returns the logit and the loss applies the sigmoid (TRAIN.LOSS: sigmoid + BCELoss as the
+original by default, or BCE with logits, which differs where D is confident: common/losses.py).
 """
 from __future__ import annotations
 
@@ -26,5 +26,5 @@ class Discriminator(nn.Module):
         self.main.add_module(f"conv{size}", nn.Conv2d(d_in, 1, 4, 1, 0, bias=False))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, 1) logits (the original's sigmoid output is their sigmoid)."""
+        """(B, C, H, W) -> (B, 1) logits (the original's output is their sigmoid)."""
         return self.main(images).view(-1, 1)

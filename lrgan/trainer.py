@@ -2,16 +2,16 @@
 
 One iteration is the original's: a D step on a real batch and on one fresh fake batch (each
 through D on its own, so BatchNorm sees real-only and fake-only batches), then a G step that
-reuses that same fake batch. Non-saturating BCE, Adam 2e-4 (0.5, 0.999), batch 64, 1:1 updates.
+reuses that same fake batch. Non-saturating BCE (TRAIN.LOSS: the original's sigmoid + BCELoss or
+BCE with logits, common/losses.py), Adam 2e-4 (0.5, 0.999), batch 64, 1:1 updates.
 """
 from __future__ import annotations
 
 import contextlib
 
 import torch
-import torch.nn.functional as F
 
-from common import data
+from common import data, losses
 from common.errors import ConfigError
 from common.logging import report
 from common.trainer import Phase, Trainer, preserved_buffers
@@ -44,6 +44,8 @@ DEFAULTS = {
         "BETA2": 0.999,
         "SAMPLE_BN": "batch",     # batch: BN batch statistics when sampling (original) | running
         "DECOMPOSE_ROWS": 16,     # samples shown in the decomposition grid at each sample tick
+        "LOSS": "sigmoid_bce",    # sigmoid_bce: sigmoid + BCELoss (original; its backward damps
+                                  # the gradient for logits < -27.6) | logits: BCE with logits
     },
     "RUN": {"SAMPLE_EVERY": 1000, "CKPT_EVERY": 1000, "LOG_EVERY": 100},
 }
@@ -53,6 +55,7 @@ CHOICES = {
     "MODEL.MASK_GRAD": ("original", "full"),
     "MODEL.STNM_IMPL": ("auto", "ext", "ref"),
     "TRAIN.SAMPLE_BN": ("batch", "running"),
+    "TRAIN.LOSS": losses.FORMS,
     "DATA.IMAGE_SIZE": SIZES,
 }
 
@@ -147,8 +150,8 @@ class LRGANTrainer(Trainer):
         self._fake = layers.final
         d_real = self.nets["D"](real)
         d_fake = self.nets["D"](layers.final.detach())
-        loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-                + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        form = self.cfg.TRAIN.LOSS
+        loss = losses.bce(d_real, 1.0, form) + losses.bce(d_fake, 0.0, form)
         report("D/real", torch.sigmoid(d_real.detach()).mean())
         report("D/fake", torch.sigmoid(d_fake.detach()).mean())
         self.report_layers(layers)
@@ -157,7 +160,7 @@ class LRGANTrainer(Trainer):
     def g_step(self, batch):
         fake, self._fake = self._fake, None   # the D step's fakes, as in the original
         d_fake = self.nets["D"](fake)
-        return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+        return losses.bce(d_fake, 1.0, self.cfg.TRAIN.LOSS)
 
     @staticmethod
     def report_layers(layers: Layers) -> None:

@@ -199,14 +199,21 @@ def build(cfg, device):
 # ---- scripts/sample.py hooks ------------------------------------------------------------------
 def add_sample_args(parser) -> None:
     parser.set_defaults(n=sampling.POOL, nrow=sampling.GRID_COLS)
-    parser.add_argument("--bn", choices=("batch", "population"), default="batch",
+    parser.add_argument("--bn", choices=("auto", "batch", "population"), default="auto",
                         help="batch norm with each batch's statistics (the original's "
-                             "sample.py, groups of 150) or with the stored population "
-                             "statistics of scripts/fixbn.py")
+                             "sample.py on a .gmodel, groups of 150) or with the stored "
+                             "population statistics (scripts/fixbn.py, or an import with "
+                             "--bgmodel); auto: population where the checkpoint has them")
+
+
+def uses_population(trainer: RPGANTrainer, bn: str) -> bool:
+    """--bn auto: the fixed statistics once they exist (fixbn.py, or a .bgmodel import)."""
+    return bn == "population" or (bn == "auto" and
+                                  trainer.nets["G"].has_population_statistics())
 
 
 def sample(trainer: RPGANTrainer, args) -> dict:
-    images = trainer.generate(args.n, args.seed, population=args.bn == "population")
+    images = trainer.generate(args.n, args.seed, population=uses_population(trainer, args.bn))
     return {"samples": (images, args.nrow)}
 
 

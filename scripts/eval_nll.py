@@ -1,8 +1,12 @@
 """Importance-sampled negative log-likelihood of a crVAE MNIST checkpoint on the test set.
 
-python scripts/eval_nll.py RUN_OR_CKPT [--samples 5,100,10000] [--device cuda] [--batch 128]
-       [--chunk 100] [--static binarized_mnist_test.amat] [--data-root DIR] [--full-test]
-       [--limit N] [--seed 0] [--json out.json]
+python scripts/eval_nll.py RUN_OR_CKPT [--last] [--samples 5,100,10000] [--device cuda]
+       [--batch 128] [--chunk 100] [--static binarized_mnist_test.amat] [--data-root DIR]
+       [--full-test] [--limit N] [--seed 0] [--json out.json]
+
+A run directory is scored by its checkpoints/best.pt, the epoch with the best per-epoch NLL
+(NLL.SELECT_ON; the original selected on the test set itself), or with --last by its newest
+checkpoint; a checkpoint file is scored as given.
 
 As crVAE's main_mnist.lua: log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)]
 - log K over K samples z_k ~ q(z|x); the decoder's Bernoulli probabilities clamped to
@@ -22,12 +26,14 @@ import torch  # noqa: E402
 from acvae.nll import evaluate  # noqa: E402
 from acvae.train_mnist import test_images  # noqa: E402
 from common import checkpoint  # noqa: E402
-from common.errors import ConfigError, UserError  # noqa: E402
+from common.errors import CheckpointError, ConfigError, UserError  # noqa: E402
 
 
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("ckpt", help="checkpoint file or run directory of an mnist_* variant")
+    p.add_argument("--last", action="store_true", help="a run directory's last checkpoint "
+                   "instead of checkpoints/best.pt")
     p.add_argument("--samples", default="", help="comma-separated K values (default: the "
                    "config's NLL.SAMPLES, i.e. 5,100,10000)")
     p.add_argument("--device", default="cpu")
@@ -43,9 +49,39 @@ def parse(argv):
     return p.parse_args(argv)
 
 
+def checkpoint_to_score(path: str, last: bool) -> Path:
+    """best.pt of a run directory (last.pt or the newest snapshot with --last), or the file."""
+    path = Path(path)
+    if not path.is_dir():
+        if last:
+            raise ConfigError(f"--last: picks a run directory's last checkpoint; {path} is not a "
+                              "run directory")
+        return checkpoint.resolve(path)
+    if last:
+        return checkpoint.resolve(path)
+    best = path / "checkpoints" / "best.pt"
+    if not best.is_file():
+        raise CheckpointError(f"{best}: not found (written after the first whole epoch when "
+                              "NLL.SELECT_ON is test or heldout); pass --last to score the last "
+                              "checkpoint")
+    return best
+
+
+def describe_selection(state: dict) -> str:
+    """Whether the checkpoint is the run's selected model, in words."""
+    sel, it = state.get("selection"), int(state["counters"]["iteration"])
+    if not sel:
+        return f"iteration {it}; the run selected no model (NLL.SELECT_ON none, or no epoch done)"
+    best = f"{sel['name']} {sel['value']:.4f} at epoch {sel['epoch']}"
+    if sel["iteration"] == it:
+        return f"iteration {it}, the selected model: best {best}"
+    return f"iteration {it}, not the selected model (checkpoints/best.pt: best {best})"
+
+
 def main(argv=None) -> int:
     args = parse(argv)
     try:
+        args.ckpt = checkpoint_to_score(args.ckpt, args.last)
         overrides = []
         if args.static:
             overrides.append(f"NLL.STATIC_TEST={args.static}")
@@ -66,6 +102,7 @@ def main(argv=None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    print(f"{args.ckpt}: {describe_selection(state)}", flush=True)
     records = []
     for k in ks:
         start = time.perf_counter()
@@ -74,6 +111,9 @@ def main(argv=None) -> int:
                               min(chunk, k), args.seed, trainer.device)
         result.update({"variant": trainer.variant, "checkpoint": str(args.ckpt),
                        "iteration": int(state["counters"]["iteration"]), "test_set": how,
+                       "selection": state.get("selection"),
+                       "selected": (state.get("selection") or {}).get("iteration") ==
+                       int(state["counters"]["iteration"]),
                        "seconds": round(time.perf_counter() - start, 2)})
         records.append(result)
         print(f"K={k:>6}  NLL {result['nll']:.4f}  (log-likelihood {result['log_likelihood']:.4f}, "

@@ -1,6 +1,8 @@
 """StackGAN v1 losses on discriminator logits (labels: real 1, fake 0, no smoothing).
 
-The original applies a sigmoid in D and nn.BCELoss; BCE with logits is the same function.
+The original applies a sigmoid in D and nn.BCELoss; `form` (TRAIN.LOSS) picks that form
+(sigmoid_bce, the default) or BCE with logits, which differs where D is confident
+(common/losses.py).
 Stage-I (no unconditional head):
   L_D = real + (wrong + fake) / 2
 Stage-II (conditional + unconditional heads):
@@ -10,12 +12,8 @@ Generator: L_G = BCE(D_c(fake), 1) [+ BCE(D_u(fake), 1)] + KL weight * KL(mu, lo
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-
-def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
-    """Mean binary cross-entropy of sigmoid(logits) against a constant label."""
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+from common.losses import bce
 
 
 def kl_loss(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -26,22 +24,25 @@ def kl_loss(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 def discriminator_loss(real: torch.Tensor, wrong: torch.Tensor, fake: torch.Tensor,
                        real_uncond: torch.Tensor | None = None,
-                       fake_uncond: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+                       fake_uncond: torch.Tensor | None = None,
+                       form: str = "sigmoid_bce") -> tuple[torch.Tensor, dict]:
     """Total D loss and its parts (logged as the original's D_loss_real/wrong/fake)."""
-    err_real, err_wrong, err_fake = bce(real, 1.0), bce(wrong, 0.0), bce(fake, 0.0)
+    err_real, err_wrong, err_fake = bce(real, 1.0, form), bce(wrong, 0.0, form), \
+        bce(fake, 0.0, form)
     if real_uncond is None:
         total = err_real + (err_fake + err_wrong) * 0.5
         return total, {"real": err_real, "wrong": err_wrong, "fake": err_fake}
-    err_real_u, err_fake_u = bce(real_uncond, 1.0), bce(fake_uncond, 0.0)
+    err_real_u, err_fake_u = bce(real_uncond, 1.0, form), bce(fake_uncond, 0.0, form)
     total = (err_real + err_real_u) / 2.0 + (err_fake + err_wrong + err_fake_u) / 3.0
     return total, {"real": (err_real + err_real_u) / 2.0, "wrong": err_wrong,
                    "fake": (err_fake + err_fake_u) / 2.0}
 
 
 def generator_adversarial_loss(fake: torch.Tensor,
-                               fake_uncond: torch.Tensor | None = None) -> torch.Tensor:
+                               fake_uncond: torch.Tensor | None = None,
+                               form: str = "sigmoid_bce") -> torch.Tensor:
     """Fakes labelled real by the conditional head (and the unconditional one, Stage-II)."""
-    loss = bce(fake, 1.0)
+    loss = bce(fake, 1.0, form)
     if fake_uncond is not None:
-        loss = loss + bce(fake_uncond, 1.0)
+        loss = loss + bce(fake_uncond, 1.0, form)
     return loss

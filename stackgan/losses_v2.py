@@ -1,21 +1,20 @@
 """StackGAN++ losses (specs/stackgan.md section 4).
 
-The discriminators return logits, so BCE is computed with logits: the same loss as the
-original's sigmoid + nn.BCELoss (mean over the batch), without its saturation at log(0).
+The discriminators return logits; `form` (TRAIN.LOSS) computes BCE as the original's sigmoid +
+nn.BCELoss (sigmoid_bce, the default; mean over the batch) or with logits, which differs where
+D is confident (common/losses.py).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from common.losses import bce
+
 # Colour-consistency weights of the mean and covariance terms: hard-coded 1 and 5 in the original
 # (TPAMI lambda1, lambda2); alpha = TRAIN.COEFF.COLOR_LOSS scales both.
 COLOR_MEAN_WEIGHT = 1.0
 COLOR_COV_WEIGHT = 5.0
-
-
-def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
 def kl_loss(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -46,36 +45,37 @@ def color_consistency(fakes: list[torch.Tensor], alpha: float) -> dict[str, torc
     return terms
 
 
-def d_loss_conditional(d, real, wrong, fake, mu, lambda_u: float) -> dict[str, torch.Tensor]:
+def d_loss_conditional(d, real, wrong, fake, mu, lambda_u: float,
+                       form: str = "sigmoid_bce") -> dict[str, torch.Tensor]:
     """One branch's conditional D loss (spec 4.1). `fake` and `mu` must already be detached.
 
     lambda_u > 0: real (1, 1), wrong (cond 0, uncond 1: it is a real photo), fake (0, 0), summed
     without a 1/2 factor. lambda_u == 0: v1 style, real + 0.5 * (wrong + fake), cond head only.
     """
     real_out, wrong_out, fake_out = d(real, mu), d(wrong, mu), d(fake, mu)
-    err_real, err_wrong, err_fake = bce(real_out[0], 1.0), bce(wrong_out[0], 0.0), \
-        bce(fake_out[0], 0.0)
+    err_real, err_wrong, err_fake = bce(real_out[0], 1.0, form), bce(wrong_out[0], 0.0, form), \
+        bce(fake_out[0], 0.0, form)
     if lambda_u > 0:
-        err_real = err_real + lambda_u * bce(real_out[1], 1.0)
-        err_wrong = err_wrong + lambda_u * bce(wrong_out[1], 1.0)
-        err_fake = err_fake + lambda_u * bce(fake_out[1], 0.0)
+        err_real = err_real + lambda_u * bce(real_out[1], 1.0, form)
+        err_wrong = err_wrong + lambda_u * bce(wrong_out[1], 1.0, form)
+        err_fake = err_fake + lambda_u * bce(fake_out[1], 0.0, form)
         total = err_real + err_wrong + err_fake
     else:
         total = err_real + 0.5 * (err_wrong + err_fake)
     return {"total": total, "real": err_real, "wrong": err_wrong, "fake": err_fake}
 
 
-def d_loss_unconditional(d, real, fake) -> dict[str, torch.Tensor]:
+def d_loss_unconditional(d, real, fake, form: str = "sigmoid_bce") -> dict[str, torch.Tensor]:
     """BCE(D(x), 1) + BCE(D(G(z)), 0), no 1/2 factor (spec 4.2). `fake` must be detached."""
-    err_real, err_fake = bce(d(real)[0], 1.0), bce(d(fake)[0], 0.0)
+    err_real, err_fake = bce(d(real)[0], 1.0, form), bce(d(fake)[0], 0.0, form)
     return {"total": err_real + err_fake, "real": err_real, "fake": err_fake}
 
 
-def g_adversarial(d, fake, mu, lambda_u: float) -> torch.Tensor:
+def g_adversarial(d, fake, mu, lambda_u: float, form: str = "sigmoid_bce") -> torch.Tensor:
     """One branch's G loss: cond head to 1 (+ lambda_u * uncond head to 1). mu is NOT detached
     here (the original lets the CA net get gradient through D's conditional input)."""
     out = d(fake, mu) if mu is not None else d(fake)
-    loss = bce(out[0], 1.0)
+    loss = bce(out[0], 1.0, form)
     if len(out) > 1 and lambda_u > 0:
-        loss = loss + lambda_u * bce(out[1], 1.0)
+        loss = loss + lambda_u * bce(out[1], 1.0, form)
     return loss

@@ -16,6 +16,7 @@ keys that steer the loop are honoured:
 Additions (absent from the original config; defaults = the PyTorch code's behaviour):
   GAN.CA_TYPE, GAN.D_TEXT, TRAIN.NUM_EMBEDDING, TRAIN.WRONG   the TF birds variant's switches
   TRAIN.STAGE1_BN         the frozen Stage-I G's BatchNorm in Stage-II: train (original) | eval
+  TRAIN.LOSS              sigmoid_bce (original: sigmoid + BCELoss) | logits (common/losses.py)
   DATASET.*               where the pictures are, the CUB crop, images missing on disk
   SAMPLE.*                what TRAIN.FLAG: False samples
 """
@@ -28,6 +29,7 @@ from common.data.text import BBOX_RULES, build_text_dataset
 from common.data.text_files import EMBEDDING_FILES
 from common.errors import ConfigError
 from common.logging import log, report
+from common.losses import FORMS
 from common.trainer import Phase, Trainer
 from stackgan import losses, sampling, weights
 from stackgan.v1 import CA_TYPES, networks_from_config
@@ -62,6 +64,8 @@ DEFAULTS = {
         "NUM_EMBEDDING": 1,        # captions averaged per image (TF birds: 4)
         "WRONG": "batch_shift",    # batch_shift (PyTorch) | dataset (TF: mismatched pictures)
         "STAGE1_BN": "train",
+        "LOSS": "sigmoid_bce",     # sigmoid_bce: sigmoid + BCELoss (original; its backward damps
+                                   # the gradient for logits < -27.6) | logits: BCE with logits
     },
     "GAN": {
         "CONDITION_DIM": 128,
@@ -97,6 +101,7 @@ CHOICES = {
     "GAN.D_TEXT": ("mu", "embedding"),
     "TRAIN.WRONG": ("batch_shift", "dataset"),
     "TRAIN.STAGE1_BN": ("train", "eval"),
+    "TRAIN.LOSS": FORMS,
     "DATASET.BBOX_CROP": tuple(BBOX_RULES),
     "DATASET.MISSING_IMAGES": ("error", "skip"),
 }
@@ -221,15 +226,17 @@ class StackGANTrainer(Trainer):
         self.vis_embedding = text[:self.cfg.VIS_COUNT].detach()
         cond, net_d = self.condition(text, mu), self.nets["D"]
         real_code, fake_code = net_d(real), net_d(fake.detach())
+        # the head's BatchNorm sees real, wrong, fake in the original's order (running stats)
+        real_logits = net_d.get_cond_logits(real_code, cond)
         if self.cfg.TRAIN.WRONG == "batch_shift":   # picture i with the caption of row i + 1
             wrong = net_d.get_cond_logits(real_code[:-1], cond[1:])
         else:
             wrong = net_d.get_cond_logits(net_d(batch["wrong_images"][-1]), cond)
         uncond = net_d.get_uncond_logits
         total, parts = losses.discriminator_loss(
-            net_d.get_cond_logits(real_code, cond), wrong, net_d.get_cond_logits(fake_code, cond),
+            real_logits, wrong, net_d.get_cond_logits(fake_code, cond),
             uncond(real_code) if uncond is not None else None,
-            uncond(fake_code) if uncond is not None else None)
+            uncond(fake_code) if uncond is not None else None, self.cfg.TRAIN.LOSS)
         for name, value in parts.items():
             report(f"D_loss_{name}", value)
         return total
@@ -242,7 +249,7 @@ class StackGANTrainer(Trainer):
         uncond = net_d.get_uncond_logits
         adversarial = losses.generator_adversarial_loss(
             net_d.get_cond_logits(code, self.condition(text, mu)),
-            uncond(code) if uncond is not None else None)
+            uncond(code) if uncond is not None else None, self.cfg.TRAIN.LOSS)
         kl = losses.kl_loss(mu, logvar)
         report("G_loss", adversarial)
         report("KL_loss", kl)

@@ -5,7 +5,8 @@ fresh noise, then every branch discriminator D_i steps once on the same (detache
 own Adam, then G steps once against all of them (plus KL and colour consistency). The common loop
 keeps the moving average of G's parameters as the network `G_ema` (decay 0.999), which sampling
 and evaluation use. The original also wrote that average back into the live generator at every
-snapshot; TRAIN.EMA_WRITE_BACK reproduces this, off by default.
+snapshot, which then trained on from the average; TRAIN.EMA_WRITE_BACK does the same (on by
+default: it shaped the released models; False keeps the live G undisturbed).
 
 The config keeps the original key names, so an original yml loads unchanged. The keys that steered
 the original's own loop map onto the common loop as follows (see docs/stackgan_v2.md):
@@ -30,6 +31,7 @@ from common.data.text import BBOX_RULES
 from common.data.text_files import EMBEDDING_FILES
 from common.errors import ConfigError
 from common.logging import report
+from common.losses import FORMS
 from common.trainer import Phase, Trainer
 from stackgan import data_v2, losses_v2, v2
 # the module API's sampling hooks live in eval_v2
@@ -72,8 +74,10 @@ DEFAULTS = {
             "COLOR_LOSS": 0.0,    # alpha of colour consistency (unconditional ymls: 50.0)
         },
         "EMA_DECAY": 0.999,       # moving average of G's parameters (hard-coded originally)
-        "EMA_WRITE_BACK": False,  # True = the original's copy of the average into the live G
-                                  # at every snapshot (faithful to the released models)
+        "EMA_WRITE_BACK": True,   # True: the original's copy of the average into the live G at
+                                  # every snapshot | False: the live G never takes the average
+        "LOSS": "sigmoid_bce",    # sigmoid_bce: sigmoid + BCELoss (original; its backward damps
+                                  # the gradient for logits < -27.6) | logits: BCE with logits
     },
     "GAN": {
         "EMBEDDING_DIM": 128,     # C, the condition size
@@ -104,7 +108,8 @@ DEFAULTS = {
 }
 
 CHOICES = {"TREE.BRANCH_NUM": (1, 2, 3, 4, 5), "EMBEDDING_TYPE": tuple(EMBEDDING_FILES),
-           "DATASET.BBOX_CROP": tuple(BBOX_RULES), "DATASET.MISSING_IMAGES": ("error", "skip")}
+           "DATASET.BBOX_CROP": tuple(BBOX_RULES), "DATASET.MISSING_IMAGES": ("error", "skip"),
+           "TRAIN.LOSS": FORMS}
 
 
 def check_config(cfg) -> None:
@@ -133,8 +138,14 @@ def check_config(cfg) -> None:
     if cfg.TRAIN.SNAPSHOT_INTERVAL < 0:
         raise ConfigError("TRAIN.SNAPSHOT_INTERVAL must be >= 0", "TRAIN.SNAPSHOT_INTERVAL")
     if cfg.TRAIN.EMA_WRITE_BACK and cfg.TRAIN.SNAPSHOT_INTERVAL == 0:
-        raise ConfigError("TRAIN.EMA_WRITE_BACK needs TRAIN.SNAPSHOT_INTERVAL > 0 (the average "
-                          "is written back at every snapshot)", "TRAIN.EMA_WRITE_BACK")
+        raise ConfigError("TRAIN.EMA_WRITE_BACK (on by default, as the original) writes the "
+                          "average back at every snapshot, and TRAIN.SNAPSHOT_INTERVAL is 0; set "
+                          "an interval > 0 or TRAIN.EMA_WRITE_BACK False", "TRAIN.EMA_WRITE_BACK")
+    if cfg.TRAIN.EMA_WRITE_BACK and cfg.RUN.CUDA_GRAPHS:
+        raise ConfigError("TRAIN.EMA_WRITE_BACK (on by default, as the original) is decided on the "
+                          "host at each snapshot, which a CUDA graph cannot replay; set "
+                          "TRAIN.EMA_WRITE_BACK False to use RUN.CUDA_GRAPHS",
+                          "TRAIN.EMA_WRITE_BACK")
     if not 0.0 <= cfg.TRAIN.EMA_DECAY < 1.0:
         raise ConfigError(f"TRAIN.EMA_DECAY must be in [0, 1), got {cfg.TRAIN.EMA_DECAY}",
                           "TRAIN.EMA_DECAY")
@@ -215,14 +226,15 @@ class StackGAN2Trainer(Trainer):
         fakes, mu, logvar = self.nets["G"](z, batch["embedding"] if self.conditional else None)
         self._step = {"fakes": fakes, "mu": mu, "logvar": logvar}
         losses = {}
-        lambda_u = self.cfg.TRAIN.COEFF.UNCOND_LOSS
+        lambda_u, form = self.cfg.TRAIN.COEFF.UNCOND_LOSS, self.cfg.TRAIN.LOSS
         for i in range(self.branches):
             d = self.nets[f"D{i}"]
             if self.conditional:
                 parts = losses_v2.d_loss_conditional(d, real[i], batch["wrong_images"][i],
-                                                     fakes[i].detach(), mu.detach(), lambda_u)
+                                                     fakes[i].detach(), mu.detach(), lambda_u,
+                                                     form)
             else:
-                parts = losses_v2.d_loss_unconditional(d, real[i], fakes[i].detach())
+                parts = losses_v2.d_loss_unconditional(d, real[i], fakes[i].detach(), form)
             for name, value in parts.items():
                 if name != "total":
                     report(f"D{i}/{name}", value)
@@ -234,7 +246,8 @@ class StackGAN2Trainer(Trainer):
         coeff = self.cfg.TRAIN.COEFF
         total = 0.0
         for i in range(self.branches):
-            adv = losses_v2.g_adversarial(self.nets[f"D{i}"], fakes[i], mu, coeff.UNCOND_LOSS)
+            adv = losses_v2.g_adversarial(self.nets[f"D{i}"], fakes[i], mu, coeff.UNCOND_LOSS,
+                                          self.cfg.TRAIN.LOSS)
             report(f"G/adv{i}", adv)
             total = total + adv
         if coeff.COLOR_LOSS > 0:
@@ -250,8 +263,11 @@ class StackGAN2Trainer(Trainer):
 
     @torch.no_grad()
     def _maybe_write_back(self) -> None:
-        """The original's trap, on request: at every snapshot the moving average was copied into
-        the live generator (parameters only), which then trained on from there."""
+        """The original's write-back: after the iteration that ends a snapshot interval (after its
+        EMA update) the average's parameters are copied into the live G, which trains on from
+        them; BN buffers and G's Adam moments stay as they were (load_params in the original).
+        Done at the start of the next iteration, so the checkpoint of the snapshot still holds
+        the live G of before, and a resume from it writes back the same way."""
         interval, it = self.cfg.TRAIN.SNAPSHOT_INTERVAL, self.progress.iteration
         if self.cfg.TRAIN.EMA_WRITE_BACK and it > 0 and it % interval == 0:
             for live, avg in zip(self.nets["G"].parameters(), self.nets["G_ema"].parameters()):

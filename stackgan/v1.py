@@ -3,8 +3,8 @@
 The layout and the sub-module names follow the PyTorch COCO code (`ca_net.fc`, `upsample1`,
 `encode_img`, `get_cond_logits.outlogits`, `STAGE1_G`, ...), so its released `.pth` state dicts
 load unchanged. Differences, each a switch with the faithful choice as default:
-- the discriminator heads return logits; the sigmoid lives in the loss (BCE with logits), which
-  is the same function without the saturation of a separate sigmoid + BCE;
+- the discriminator heads return logits; the original's final sigmoid is applied in the loss
+  (TRAIN.LOSS: sigmoid + BCELoss by default, or BCE with logits; common/losses.py);
 - `ca_type="lrelu_logsigma"` is the TensorFlow CA (LeakyReLU, log sigma, truncated-normal noise);
 - `text_dim > 0` gives D the TensorFlow conditional head: it compresses the raw text embedding
   with its own Linear + LeakyReLU and joins it with a 1x1 (not 3x3) convolution.

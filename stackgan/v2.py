@@ -6,8 +6,8 @@ specs/stackgan.md section 3. Module and parameter names follow the original's st
 `netG_*.pth` / `netD*.pth` files load once their DataParallel `module.` prefix is stripped.
 
 Differences from the original, all deliberate:
-- the discriminators return logits; the sigmoid lives in the loss (BCE with logits), which is
-  the same function without the saturation of BCE on probabilities;
+- the discriminators return logits; the original's final sigmoid is applied in the loss
+  (TRAIN.LOSS: sigmoid + BCELoss by default, or BCE with logits; common/losses.py);
 - BRANCH_NUM 5 builds a working fifth branch (`h_net5`, `img_net5`); the original assigned the
   fifth branch to `h_net4` again, so 5 branches never worked there.
 """

@@ -17,9 +17,9 @@ def load(name):
 def test_train_step_times_each_variant_and_profiles(tmp_path, capsys):
     out = tmp_path / "train.json"
     load("train_step").main(["--model", "rpgan", "--cfg", "cfg/rpgan_face1.yml", "--device", "cpu",
+                             "MODEL.D_WIDTH=4",     # overrides between options, as people type
                              "--variants", "eager,fused", "--batch", "2", "--iters", "2",
-                             "--warmup", "1", "--profile", "1", "--out", str(out),
-                             "MODEL.D_WIDTH=4", "MODEL.G_WIDTH=8"])
+                             "--warmup", "1", "--profile", "1", "MODEL.G_WIDTH=8", "--out", str(out)])
     report = json.loads(out.read_text())
     assert list(report["variants"]) == ["eager", "fused"]
     for result in report["variants"].values():
@@ -41,9 +41,9 @@ def test_rpgan_bank_benchmark_reports_arithmetic_rates(tmp_path):
 
 def test_data_loop_compares_the_loop_the_step_and_the_loader(tmp_path):
     out = tmp_path / "data.json"
-    load("data_loop").main(["--model", "lrgan", "--cfg", "cfg/lrgan_demo.yml", "--fast", "eager",
-                            "--iters", "3", "--device", "cpu", "--out", str(out),
-                            "RUN.WORKERS=1", "TRAIN.BATCH_SIZE=4"])
+    load("data_loop").main(["--model", "lrgan", "--cfg", "cfg/lrgan_demo.yml", "RUN.WORKERS=1",
+                            "--fast", "eager", "--iters", "3", "--device", "cpu",
+                            "TRAIN.BATCH_SIZE=4", "--out", str(out)])
     report = json.loads(out.read_text())
     for key in ("synthetic_img_per_s", "loop_img_per_s", "loader_img_per_s"):
         assert report[key] > 0

@@ -99,3 +99,41 @@ def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path):
     assert progress.iteration == 5
     assert checkpoint.load(tmp_path / "checkpoints" / "last.pt")["counters"]["iteration"] == 5
     assert "resume with --resume auto" in (tmp_path / "log.txt").read_text()
+
+
+@pytest.fixture
+def restore_threads():
+    """RUN.THREADS sets torch's thread count for the whole process: put it back after."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def test_epoch_score_selects_best_pt_and_survives_resume(tmp_path, restore_threads):
+    """Trainer.epoch_score: reported after each epoch; best.pt where it was best (here the
+    higher, epoch 1 of 3); the best value rides in the checkpoints into a resumed run."""
+    from common.trainer import EpochScore
+
+    class Scored(toy_model.ToyTrainer):
+        def epoch_score(self):
+            it = self.progress.iteration  # 16 iterations per epoch
+            return EpochScore("acc", {16: 0.9, 32: 0.5, 48: 0.7}[it], lower_is_better=False)
+
+    cfg = models.load_config(toy_model, None, ["RUN.DEVICE=cpu", "TOY.EPOCHS=3",
+                                               "RUN.MAX_ITERS=32", "RUN.THREADS=1"])
+    train.run(Scored(cfg, torch.device("cpu")), tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert [(r["iteration"], r["acc"], r["acc/best"]) for r in rows if "acc" in r] == [
+        (16, 0.9, 0.9), (32, 0.5, 0.9)]
+    assert checkpoint.load(tmp_path / "checkpoints" / "best.pt")["counters"]["iteration"] == 16
+    state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
+    assert state["selection"] == {"name": "acc", "value": 0.9, "lower_is_better": False,
+                                  "iteration": 16, "epoch": 1}
+    cfg.RUN.MAX_ITERS = 48
+    train.run(Scored(cfg, torch.device("cpu")), tmp_path, state)
+    assert checkpoint.load(tmp_path / "checkpoints" / "last.pt")["selection"]["value"] == 0.9
+    assert checkpoint.load(tmp_path / "checkpoints" / "best.pt")["counters"]["iteration"] == 16
+    plain = tmp_path / "plain"  # the default (None): no best.pt, no extra stats rows
+    train.run(make(["RUN.MAX_ITERS=16", "RUN.THREADS=1"]), plain)
+    assert not (plain / "checkpoints" / "best.pt").exists()
+    assert "selection" not in checkpoint.load(plain / "checkpoints" / "last.pt")

@@ -91,3 +91,30 @@ def test_decomposition_grid(steps, columns):
     outside = (mask_w == 0).expand_as(out)
     assert outside.any()                                          # the frame is 1/1.2 of the canvas
     assert torch.equal(out[outside], previous[outside])
+
+
+def pin_logits(net, value=-30.0):
+    """D's output set to `value` with its gradient path kept: where the two loss forms part."""
+    net.register_forward_hook(lambda module, args, out: out - out.detach() + value)
+
+
+def test_loss_form_switch_default_sigmoid_bce():
+    assert tiny_trainer().cfg.TRAIN.LOSS == "sigmoid_bce"
+    grads_by_form = {}
+    for form in ("sigmoid_bce", "logits"):
+        tr = tiny_trainer(**{"TRAIN.LOSS": form})
+        batch = {"image": torch.stack([tr.dataset()[i]["image"] for i in range(6)])}
+        pin_logits(tr.nets["D"])
+        tr.d_step(batch)
+        loss = tr.g_step(batch)
+        assert abs(loss.item() - 30.0) < 1e-5             # the same value in both forms
+        grads_by_form[form] = torch.autograd.grad(loss, list(tr.nets["G"].parameters()),
+                                                  allow_unused=True)
+    # BCELoss's backward clamp: every G gradient shrinks by p (1 - p) / 1e-12 at logit -30
+    p = torch.sigmoid(torch.tensor(-30.0)).item()
+    factor = p * (1 - p) / 1e-12
+    damped, plain = (torch.cat([g.flatten() for g in grads_by_form[form] if g is not None])
+                     for form in ("sigmoid_bce", "logits"))
+    assert plain.abs().max() > 0
+    # to float32 rounding (biases before BatchNorm have gradients of rounding noise only)
+    assert (damped - factor * plain).abs().max() < 1e-5 * damped.abs().max()

@@ -53,3 +53,18 @@ def test_generator_adversarial_terms():
                         rel_tol=1e-6)
     both = losses.generator_adversarial_loss(l3, torch.tensor([0.0]))
     assert math.isclose(both.item(), -math.log(0.75) + LN2, rel_tol=1e-6)
+
+
+def test_every_term_takes_the_loss_form():
+    """A fake or wrong pair D is sure of (logit +20, label 0): float32's sigmoid is 1 there, so
+    sigmoid + BCELoss gives its clamp's 100 where BCE with logits gives 20; weight 1/3 each."""
+    sure, low, high = torch.tensor([20.0]), torch.tensor([-20.0]), torch.tensor([20.0])
+    for name in ("wrong", "fake", "fake_uncond"):
+        terms = {"wrong": low, "fake": low, "fake_uncond": low, name: sure}
+        totals = [losses.discriminator_loss(real=high, real_uncond=high, form=form, **terms)[0]
+                  for form in ("sigmoid_bce", "logits")]
+        assert math.isclose((totals[0] - totals[1]).item(), 80 / 3, rel_tol=1e-4), name
+    # the generator on a fake D rejects outright (-120): the log clamp caps each term at 100
+    far = torch.tensor([-120.0])
+    assert losses.generator_adversarial_loss(far, far).item() == 200.0
+    assert math.isclose(losses.generator_adversarial_loss(far, far, "logits").item(), 240.0)

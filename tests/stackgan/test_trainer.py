@@ -90,6 +90,41 @@ def test_stage2_one_step_trains_only_stage2(birds, tmp_path):
     assert pictures["lr_fakes"][0].shape == (4, 3, 64, 64)
 
 
+def test_stage1_loss_form_switch_default_sigmoid_bce(birds):
+    """TRAIN.LOSS honoured: with D's logits pinned at -30 both forms give the G loss 30, the
+    original's (sigmoid + BCELoss, the default) with every G gradient p (1 - p) / 1e-12 as big."""
+    assert make_cfg(birds).TRAIN.LOSS == "sigmoid_bce"
+    grads = {}
+    for form in ("sigmoid_bce", "logits"):
+        torch.manual_seed(0)
+        trainer = sg.build(make_cfg(birds, 1, [f"TRAIN.LOSS={form}", "TRAIN.COEFF.KL=0.0"]),
+                           torch.device("cpu"))
+        heads = trainer.nets["D"].get_cond_logits
+        heads.register_forward_hook(lambda module, args, out: out - out.detach() - 30.0)
+        batch = first_batch(trainer)
+        assert abs(trainer.d_step(batch).item() - 30.0) < 1e-4   # real 30 + (0 + 0) / 2
+        loss = trainer.g_step(batch)["G"]
+        assert abs(loss.item() - 30.0) < 1e-4
+        params = [p for p in trainer.nets["G"].parameters() if p.requires_grad]
+        grads[form] = torch.cat([g.flatten() for g in torch.autograd.grad(loss, params)])
+    p = torch.sigmoid(torch.tensor(-30.0)).item()
+    damped, plain = grads["sigmoid_bce"], grads["logits"]
+    assert plain.abs().max() > 0
+    assert (damped - p * (1 - p) / 1e-12 * plain).abs().max() < 1e-5 * damped.abs().max()
+
+
+def test_conditional_head_sees_real_wrong_fake_in_the_original_order(birds):
+    torch.manual_seed(0)
+    trainer = sg.build(make_cfg(birds), torch.device("cpu"))
+    net_d, codes, seen = trainer.nets["D"], [], []
+    net_d.register_forward_hook(lambda module, args, out: codes.append(out))
+    net_d.get_cond_logits.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    trainer.d_step(first_batch(trainer))
+    real, fake = codes
+    assert len(seen) == 3 and torch.equal(seen[0], real) and torch.equal(seen[2], fake)
+    assert torch.equal(seen[1], real[:-1])        # wrong: the real pictures, shifted captions
+
+
 def test_stage2_refuses_to_start_without_stage1(birds):
     trainer = sg.build(make_cfg(birds, 2), torch.device("cpu"))   # build itself needs no file
     with pytest.raises(ConfigError, match="Stage-II training needs the trained Stage-I "
@@ -158,7 +193,7 @@ def test_original_yml_loads_and_maps_loop_keys():
 @pytest.mark.parametrize("override, key", [
     (["IMSIZE=256"], "IMSIZE"), (["STAGE=2", "IMSIZE=256", "GAN.GF_DIM=6"], "GAN.GF_DIM"),
     (["TRAIN.BATCH_SIZE=1"], "TRAIN.BATCH_SIZE"), (["GAN.CA_TYPE=glu"], "GAN.CA_TYPE"),
-    (["TRAIN.LR_DECAY_EPOCH=0"], "TRAIN.LR_DECAY_EPOCH")])
+    (["TRAIN.LR_DECAY_EPOCH=0"], "TRAIN.LR_DECAY_EPOCH"), (["TRAIN.LOSS=hinge"], "TRAIN.LOSS")])
 def test_config_errors_name_the_key(override, key):
     with pytest.raises(ConfigError) as err:
         models.load_config(sg, None, override)

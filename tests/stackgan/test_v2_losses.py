@@ -1,4 +1,6 @@
 """StackGAN++ losses: colour consistency by hand, label rules, KL, detachment."""
+import math
+
 import torch
 from torch import nn
 
@@ -106,3 +108,23 @@ def test_generator_adversarial_and_unconditional_d():
     expected = bce(torch.sigmoid(torch.tensor([0.5, 0.5])), one) \
         + bce(torch.sigmoid(torch.tensor([-0.5, 0.1])), zero)
     assert torch.isclose(out["total"], expected, rtol=1e-5)
+
+
+def test_every_term_takes_the_loss_form():
+    """Logit +20 with label 0 (float32's sigmoid is 1 there): sigmoid + BCELoss gives its
+    clamp's 100, BCE with logits 20; logit -120 with label 1: 100 (the log clamp) against 120."""
+    sure, low, high, far = (torch.tensor([v]) for v in (20.0, -20.0, 20.0, -120.0))
+    forms = ("sigmoid_bce", "logits")
+    # conditional: real (1, 1), wrong (0, 1), fake (0, 0); the fake's cond head is sure
+    d = Fixed({0: [high, high], 1: [low, high], 2: [sure, low]})
+    inputs = [torch.full((1, 1), float(i)) for i in range(3)]
+    totals = [losses_v2.d_loss_conditional(d, *inputs, None, 1.0, form)["total"]
+              for form in forms]
+    assert math.isclose((totals[0] - totals[1]).item(), 80.0, rel_tol=1e-4)
+    du = Fixed({0: [high], 1: [sure]})
+    totals = [losses_v2.d_loss_unconditional(du, inputs[0], inputs[1], form)["total"]
+              for form in forms]
+    assert math.isclose((totals[0] - totals[1]).item(), 80.0, rel_tol=1e-4)
+    dg = Fixed({0: [far, far]})
+    g = [losses_v2.g_adversarial(dg, inputs[0], torch.zeros(1, 3), 2.0, form) for form in forms]
+    assert g[0].item() == 300.0 and math.isclose(g[1].item(), 360.0)

@@ -1,4 +1,4 @@
-"""StackGAN++ training at tiny width: one step per phase, EMA, write-back switch, sampling."""
+"""StackGAN++ training at tiny width: one step per phase, EMA, write-back, loss form, sampling."""
 import pytest
 import torch
 from torch.utils.data import Dataset
@@ -135,6 +135,60 @@ def test_ema_write_back_switch(write_back):
     assert same == write_back
 
 
+@pytest.mark.parametrize("write_back", [True, False])
+def test_after_a_snapshot_the_live_g_takes_the_average(write_back, tmp_path):
+    """Through the loop: two iterations end the snapshot interval 2; the next D phase starts
+    from the average (on, the default) or from the live weights (off). BN buffers and G's Adam
+    moments are left as they were, as the original's load_params left them."""
+    extra = ["TREE.BRANCH_NUM=1", "TRAIN.SNAPSHOT_INTERVAL=2", "TRAIN.EMA_DECAY=0.5",
+             "RUN.MAX_ITERS=2", "RUN.SAMPLE_EVERY=0"]
+    if not write_back:
+        extra.append("TRAIN.EMA_WRITE_BACK=False")
+    trainer = make_trainer(False, extra)
+    assert trainer.cfg.TRAIN.EMA_WRITE_BACK == write_back
+    train.run(trainer, tmp_path / "run")
+    assert (tmp_path / "run" / "checkpoints" / "ckpt_0000002.pt").exists()
+    g, ema = trainer.nets["G"], trainer.nets["G_ema"]
+    live, average = snapshot(g), snapshot(ema)
+    assert any(not torch.equal(a, b) for a, b in zip(live, average))
+    buffers = [b.clone() for b in g.buffers()]
+    moments = [s["exp_avg"].clone() for s in trainer.optimizers["G"].state.values()]
+    trainer._maybe_write_back()               # the first thing iteration 3's D phase does
+    now = snapshot(g)
+    assert all(torch.equal(a, b) for a, b in zip(now, average if write_back else live))
+    assert all(torch.equal(a, b) for a, b in zip(buffers, g.buffers()))
+    assert all(torch.equal(a, s["exp_avg"])
+               for a, s in zip(moments, trainer.optimizers["G"].state.values()))
+    trainer.progress.iteration = 3            # not a snapshot iteration: nothing happens
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(1.0)
+    trainer._maybe_write_back()
+    assert not any(torch.equal(a, b) for a, b in zip(g.parameters(), average))
+
+
+def test_loss_form_switch_default_sigmoid_bce():
+    """TRAIN.LOSS honoured: D logits pinned at -30, the same G loss in both forms, every G
+    gradient p (1 - p) / 1e-12 as big in the original's (default) form."""
+    grads = {}
+    for form in ("sigmoid_bce", "logits"):
+        trainer = make_trainer(False, [f"TRAIN.LOSS={form}", "TRAIN.COEFF.COLOR_LOSS=0.0"])
+        for i in range(3):
+            trainer.nets[f"D{i}"].register_forward_hook(
+                lambda module, args, out: [o - o.detach() - 30.0 for o in out])
+        batch = next(iter(torch.utils.data.DataLoader(trainer._train_set, batch_size=2)))
+        trainer.d_step(batch)
+        loss = trainer.g_step(batch)["G"]
+        assert abs(loss.item() - 90.0) < 1e-4           # three branches, 30 each
+        grads[form] = torch.cat([g.flatten() for g in torch.autograd.grad(
+            loss, list(trainer.nets["G"].parameters()))])
+    assert make_trainer(False).cfg.TRAIN.LOSS == "sigmoid_bce"
+    p = torch.sigmoid(torch.tensor(-30.0)).item()
+    damped, plain = grads["sigmoid_bce"], grads["logits"]
+    assert plain.abs().max() > 0
+    assert (damped - p * (1 - p) / 1e-12 * plain).abs().max() < 1e-5 * damped.abs().max()
+
+
 def test_config_maps_the_original_loop_keys():
     module = models.module("stackgan2")
     cfg = models.load_config(module, None, ["TRAIN.SNAPSHOT_INTERVAL=300", "WORKERS=3",
@@ -167,12 +221,22 @@ def test_resume_with_write_back_matches_an_uninterrupted_run(tmp_path):
     (["GAN.GF_DIM=6"], "GAN.GF_DIM"), (["TRAIN.COEFF.UNCOND_LOSS=-1.0"], "TRAIN.COEFF.UNCOND_LOSS"),
     (["EMBEDDING_TYPE=word2vec"], "EMBEDDING_TYPE"),
     (["TRAIN.SNAPSHOT_INTERVAL=0", "TRAIN.EMA_WRITE_BACK=True"], "TRAIN.EMA_WRITE_BACK"),
+    (["TRAIN.LOSS=hinge"], "TRAIN.LOSS"),
 ])
 def test_bad_configs_name_the_key(overrides, key):
     from common.errors import ConfigError
     with pytest.raises(ConfigError) as err:
         models.load_config(models.module("stackgan2"), None, overrides)
     assert err.value.key == key and "command line" in str(err.value)
+
+
+@pytest.mark.parametrize("override", ["TRAIN.SNAPSHOT_INTERVAL=0", "RUN.CUDA_GRAPHS=True"])
+def test_the_default_write_back_names_itself_in_conflicts(override):
+    from common.errors import ConfigError
+    with pytest.raises(ConfigError, match="on by default") as err:
+        models.load_config(models.module("stackgan2"), None, [override])
+    assert err.value.key == "TRAIN.EMA_WRITE_BACK" and "EMA_WRITE_BACK False" in str(err.value)
+    models.load_config(models.module("stackgan2"), None, [override, "TRAIN.EMA_WRITE_BACK=False"])
 
 
 def test_evaluation_needs_net_g_and_bad_data_is_named(tmp_path):
@@ -259,4 +323,5 @@ def test_an_original_style_yml_and_the_shipped_configs_load(repo, tmp_path):
                 cfg.TRAIN.MAX_EPOCH) == (cond, lambda_u, alpha, epochs), name
         assert (cfg.TRAIN.BATCH_SIZE, cfg.TRAIN.SNAPSHOT_INTERVAL, cfg.GAN.GF_DIM,
                 cfg.GAN.DF_DIM, cfg.TREE.BRANCH_NUM, cfg.TRAIN.EMA_WRITE_BACK) == \
-            (24, 2000, 64, 64, 3, False), name
+            (24, 2000, 64, 64, 3, True), name
+        assert cfg.TRAIN.LOSS == "sigmoid_bce", name
