@@ -8,12 +8,10 @@ reads its exported features.pt / features.json.
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 from torch import nn
 
-from common.metrics import feature_net
 from common.metrics.extractors import FeatureNet
 from common.metrics.weights import MetricsError, sha256_file
 
@@ -33,14 +31,12 @@ class _Classify(nn.Module):
 
 def load_classifier(path: str | Path, device) -> FeatureNet:
     """A trained attribute network from its run directory or features.pt, ready to score."""
-    from common.metrics.project_features import locate
+    from common.metrics.project_features import load_net, locate
     weights, meta = locate(path)
     if meta["task"] != "attributes":
         raise MetricsError(f"{weights}: predicts {meta['task']}, not attributes (train the "
                            "attribute network with cfg/features_celeba.yml)")
-    net = feature_net.build_net(SimpleNamespace(**meta["net"]), meta["channels"])
-    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    net.eval().requires_grad_(False)
+    net = load_net(weights, meta)
     info = {"name": "attribute network (common.metrics.feature_net)", "file": str(weights),
             "sha256": sha256_file(weights), "iteration": meta["accuracy"].get("iteration"),
             "input": meta.get("input_rule", ""),

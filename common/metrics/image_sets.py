@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from common.metrics.samples import to_uint8_rgb
+from common.metrics.samples import listing_sha256, to_uint8_rgb
 from common.metrics.weights import MetricsError
 
 ARRAY_KEYS = ("images", "samples", "x", "arr_0")
@@ -71,10 +71,6 @@ def _folder(folder: Path) -> ImageSet:
             raise MetricsError(f"{odd}: is {b[0]}x{b[1]}, {first} is {a[0]}x{a[1]}; the images "
                                "of a set must all have one size")
     (w, h), = sizes
-    listing = hashlib.sha256()
-    for p in paths:
-        st = p.stat()
-        listing.update(f"{p.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
 
     def read(start: int, stop: int) -> torch.Tensor:
         from common.data.imageio import load_image
@@ -89,7 +85,7 @@ def _folder(folder: Path) -> ImageSet:
         return torch.stack(out)
 
     description = {"kind": "folder", "path": str(folder.resolve()), "files": len(paths),
-                   "size": [h, w], "listing_sha256": listing.hexdigest(),
+                   "size": [h, w], "listing_sha256": listing_sha256(folder, paths),
                    "order": "sorted file paths"}
     return ImageSet(description, len(paths), read)
 

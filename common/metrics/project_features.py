@@ -44,6 +44,19 @@ def locate(path: str | Path) -> tuple[Path, dict]:
     return weights, meta
 
 
+def load_net(weights: Path, meta: dict) -> feature_net.FeatureCNN:
+    """The trained network that features.json describes, with the weights of features.pt."""
+    from types import SimpleNamespace
+    net = feature_net.build_net(SimpleNamespace(**meta["net"]), meta["channels"])
+    try:
+        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except Exception as err:  # unpickling and shape errors come in many types
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise MetricsError(f"{weights}: does not load into the network its "
+                           f"{feature_net.META_FILE} describes ({first})") from None
+    return net.eval().requires_grad_(False)
+
+
 class ProjectFeatures(FeatureExtractorBase):
     """A trained FeatureCNN fed with uint8 images by the documented input rule."""
 
@@ -60,15 +73,7 @@ class ProjectFeatures(FeatureExtractorBase):
         if "logits" in features_list and meta["task"] != "classes":
             raise MetricsError(f"{weights}: an attribute network has no class logits; IS cannot "
                                "be computed with it")
-        from types import SimpleNamespace
-        self.net = feature_net.build_net(SimpleNamespace(**meta["net"]), meta["channels"])
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-            self.net.load_state_dict(state)
-        except Exception as err:  # unpickling and shape errors come in many types
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise MetricsError(f"{weights}: does not load into the network its "
-                               f"{feature_net.META_FILE} describes ({first})") from None
+        self.net = load_net(weights, meta)
         self.size, self.channels = int(meta["input_size"]), int(meta["channels"])
         self.pad_from = int(meta.get("pad_from", 0))
         self.meta = meta

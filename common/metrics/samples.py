@@ -155,17 +155,22 @@ def reference_from_data(data_cfg: dict, split: str) -> Reference:
     return Reference({"kind": "data", "data": cfg, "split": cfg.get("SPLIT")}, Uint8Images(dataset))
 
 
+def listing_sha256(folder: Path, paths: list[Path]) -> str:
+    """A folder's identity for records and cache keys: names, sizes and mtimes of its files."""
+    listing = hashlib.sha256()
+    for p in paths:
+        st = p.stat()
+        listing.update(f"{p.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return listing.hexdigest()
+
+
 def reference_from_folder(folder: str | Path, size: int = 0) -> Reference:
     """All images below `folder` (center-cropped to size x size when size > 0)."""
     from common.data.folders import scan_folder
     folder = Path(folder).expanduser().resolve()
     paths, _, _ = scan_folder(folder)
-    listing = hashlib.sha256()
-    for p in paths:
-        st = p.stat()
-        listing.update(f"{p.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return Reference({"kind": "folder", "path": str(folder), "files": len(paths),
-                      "listing_sha256": listing.hexdigest(),
+                      "listing_sha256": listing_sha256(folder, paths),
                       "resize": f"center crop to {size}" if size else "none"},
                      FolderImages(paths, size))
 
