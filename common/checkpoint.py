@@ -42,8 +42,11 @@ def read(path: str | Path, what: str, map_location="cpu"):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # unpickling errors come in many types
-        raise CheckpointError(f"{path}: not a readable {what} "
-                              f"({str(err).strip().splitlines()[0]})") from None
+        text = str(err).strip()
+        first = text.splitlines()[0] if text else type(err).__name__
+        if path.stat().st_size == 0:
+            first = "the file is empty"
+        raise CheckpointError(f"{path}: not a readable {what} ({first})") from None
 
 
 def strip_data_parallel(state: dict) -> dict:
@@ -171,6 +174,10 @@ def trainer_from_state(state: dict, device: str | torch.device = "cpu",
     EMA network where the model keeps one.
     """
     from common import models  # the registry imports the model packages lazily
+    missing = [k for k in ("model", "config", "counters") if k not in state]
+    if missing:
+        raise CheckpointError(f"{source}: a ganrepro checkpoint without its {missing[0]!r} entry "
+                              "(damaged or written by other code); it cannot rebuild its model")
     module = models.module(state["model"])
     cfg = models.load_config(module, state["config"], list(overrides or []), source)
     trainer = module.build(cfg, torch.device(device))

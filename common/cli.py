@@ -93,6 +93,26 @@ def resolve_run_dir(args, name: str) -> tuple[Path, Path | None]:
     raise CheckpointError(f"{base}: no free run directory for {name}")
 
 
+def check_writable(run_dir: Path) -> None:
+    """The run directory exists and is writable, or can be made: checked before anything is
+    written, so that a bad --out fails at once and not after the data is loaded."""
+    import os
+    folder = Path(run_dir).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{run_dir}: the run directory cannot be written here ({folder} is "
+                          f"{'not a folder' if not folder.is_dir() else 'not writable'})")
+    if folder != Path(run_dir).absolute():
+        try:   # some folders pass the access test and still refuse (e.g. /proc, read-only mounts)
+            probe = folder / f".ganrepro-probe-{os.getpid()}"
+            probe.mkdir()
+            probe.rmdir()
+        except OSError as err:
+            raise ConfigError(f"{run_dir}: the run directory cannot be created in {folder} "
+                              f"({err.strerror or err})") from None
+
+
 def train_main(model: str, argv: list[str] | None = None) -> int:
     """Entry point of scripts/train_<model>.py; returns the process exit code."""
     args = parse(parser(f"train_{model}"), argv)
@@ -120,6 +140,8 @@ def _train(model: str, args) -> int:
     device = dist.init(cfg.RUN.DEVICE)
     run_dir, ckpt = dist.broadcast_object(resolve_run_dir(args, Path(args.cfg).stem)
                                           if dist.is_main() else None)
+    if dist.is_main():
+        check_writable(run_dir)
     if hasattr(mod, "main_without_training") and \
             mod.main_without_training(cfg, RunContext(args, device, run_dir)):
         return 0

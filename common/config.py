@@ -114,6 +114,8 @@ def load(path: str | Path | dict | None, defaults: dict, overrides: Iterable[str
             raise ConfigError(f"{origins.get(key, 'defaults')}: {key} is {value!r}; "
                               f"expected one of {', '.join(map(repr, allowed))}", key)
     result = EasyDict(to_plain(cfg))
+    if isinstance(result.get("RUN"), dict):
+        _check_run(result.RUN, defaults.get("RUN", {}), origins)
     if check is not None:
         try:
             check(result)
@@ -121,6 +123,32 @@ def load(path: str | Path | dict | None, defaults: dict, overrides: Iterable[str
             where = origins.get(err.key or "", "defaults") if err.key else "config"
             raise ConfigError(f"{where}: {err}", err.key) from None
     return result
+
+
+RUN_COUNTS = ("MAX_ITERS", "THREADS", "SAMPLE_EVERY", "CKPT_EVERY", "SNAPSHOT_EVERY",
+              "NAN_CHECK_EVERY")
+
+
+def _check_run(run: dict, defaults: dict, origins: dict) -> None:
+    """The RUN keys every model shares: a device name, and counts that cannot be negative (a
+    negative --max-iters would otherwise mean "the whole schedule"). `defaults` is the model's
+    RUN section."""
+    from common.dist import DEVICE_PATTERN
+
+    def fail(key: str, expected: str):
+        raise ConfigError(f"{origins.get('RUN.' + key, 'defaults')}: RUN.{key} is "
+                          f"{run[key]!r}; expected {expected}", f"RUN.{key}")
+    if "DEVICE" in run and not (isinstance(run.DEVICE, str) and DEVICE_PATTERN.match(run.DEVICE)):
+        fail("DEVICE", "auto, cpu, cuda or cuda:N")
+    # a model may default a key to -1, meaning "take it from the original's own key" (StackGAN)
+    floors = {**{k: 0 for k in RUN_COUNTS}, "WORKERS": 0, "LOG_EVERY": 1}
+    for key, floor in floors.items():
+        if key not in run:
+            continue
+        default = defaults.get(key, floor)
+        lowest = -1 if isinstance(default, int) and default < 0 else floor
+        if not isinstance(run[key], int) or isinstance(run[key], bool) or run[key] < lowest:
+            fail(key, f"an integer >= {lowest}")
 
 
 def with_run_defaults(model_defaults: dict) -> dict:

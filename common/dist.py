@@ -8,6 +8,7 @@ parameter sets, so each phase all-reduces exactly the gradients it is about to s
 from __future__ import annotations
 
 import os
+import re
 from typing import Iterable
 
 import torch
@@ -26,15 +27,32 @@ def is_main() -> bool:
     return rank() == 0
 
 
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+
+
+def check_device(request: str, where: str = "RUN.DEVICE") -> str:
+    """`request` if it is auto, cpu, cuda or cuda:N and can be had here; else a ConfigError."""
+    from common.errors import ConfigError
+    if not isinstance(request, str) or not DEVICE_PATTERN.match(request):
+        raise ConfigError(f"{where}: {request!r} is not a device; expected auto, cpu, cuda or "
+                          "cuda:N", "RUN.DEVICE")
+    if request.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{where}: {request!r} but no CUDA device is available; use cpu",
+                              "RUN.DEVICE")
+        index = int(request.split(":")[1]) if ":" in request else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"{where}: {request!r} but this machine has "
+                              f"{torch.cuda.device_count()} CUDA device(s)", "RUN.DEVICE")
+    return request
+
+
 def init(device_request: str = "auto") -> torch.device:
     """Start the process group if torchrun launched us, and pick this process's device."""
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    check_device(device_request)
     want_cuda = device_request.startswith("cuda") or (device_request == "auto"
                                                         and torch.cuda.is_available())
-    if want_cuda and not torch.cuda.is_available():
-        from common.errors import ConfigError
-        raise ConfigError(f"RUN.DEVICE is {device_request!r} but no CUDA device is available; "
-                          "use --device cpu", "RUN.DEVICE")
     if distributed and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if want_cuda else "gloo")
     if not want_cuda:

@@ -21,8 +21,9 @@ INTERP_STEPS = 11
 
 def noise_pool(seed: int, n: int, z_dim: int) -> torch.Tensor:
     """[n, z_dim] float32 latents in [-1, 1), numpy's draw order (the first 150 are the IDs of
-    a sample grid with this seed, whatever n is)."""
-    draw = np.random.RandomState(seed).rand(n, z_dim) * 2.0 - 1.0
+    a sample grid with this seed, whatever n is). Seeds past numpy's 32 bits (the metrics
+    layer's per-batch seeds) are folded into them."""
+    draw = np.random.RandomState(seed % 2**32).rand(n, z_dim) * 2.0 - 1.0
     return torch.from_numpy(draw.astype(np.float32))
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from common import checkpoint  # noqa: E402
+from common import checkpoint, dist  # noqa: E402
 from common.errors import CheckpointError, UserError  # noqa: E402
 
 
@@ -128,6 +128,7 @@ def main(argv=None) -> int:
         if args.reference == "none" and set(chosen) & set(metrics.protocols.BINARY):
             raise metrics.MetricsError("--reference none: only is and attr can be computed")
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dist.check_device(device, "--device")
         evaluator = metrics.Evaluator(
             chosen, protocol, device, extractor=args.extractor, weights=args.inception_weights,
             cache_dir=args.cache_dir, allow_download=args.allow_download,

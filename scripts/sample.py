@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from common import checkpoint, models  # noqa: E402
-from common.errors import UserError  # noqa: E402
+from common import checkpoint, dist, models  # noqa: E402
+from common.errors import ConfigError, UserError  # noqa: E402
 from common.images import save_grid  # noqa: E402
 
 
@@ -46,6 +46,8 @@ def main(argv=None) -> int:
             module.add_sample_args(parser)
         parser.add_argument("-h", "--help", action="help", help="show this help and exit")
         args = parser.parse_args(argv)
+        check_counts(args)
+        dist.check_device(args.device, "--device")
         trainer = checkpoint.trainer_from_state(state, args.device, args.override, str(path))
         with torch.no_grad():
             if hasattr(module, "sample"):
@@ -59,9 +61,22 @@ def main(argv=None) -> int:
     out = Path(args.out)
     for i, (name, (images, nrow)) in enumerate(pictures.items()):
         target = out if i == 0 else out.with_name(f"{out.stem}_{name}{out.suffix or '.png'}")
-        save_grid(images, target, nrow)
+        try:
+            save_grid(images, target, nrow)
+        except OSError as err:
+            print(f"error: {target}: cannot be written ({err.strerror or err})", file=sys.stderr)
+            return 2
         print(f"wrote {target} ({name}: {images.shape[0]} images)")
     return 0
+
+
+def check_counts(args) -> None:
+    """Counts of images and grid columns are positive (0 or less is a typo, not a request)."""
+    for name in ("n", "nrow", "sweep_steps", "steps"):
+        value = getattr(args, name, None)
+        if isinstance(value, int) and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')}: expected a positive count, "
+                              f"got {value}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,121 @@
+"""Bad input to the shared commands is one `error:` line and exit code 2, never a traceback and
+never a silent wrong run (issue: hardening). In-process runs of the toy model's command line and
+of scripts/sample.py / evaluate.py."""
+import importlib.util
+
+import pytest
+import torch
+
+from common import checkpoint, cli
+
+TOY = "tests.common.toy_model"
+TINY = ["DATA.OPTIONS.LENGTH=32", "TOY.EPOCHS=1"]
+
+
+def load_script(repo, name):
+    spec = importlib.util.spec_from_file_location(name, repo / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def toy_cfg(tmp_path):
+    (tmp_path / "toy.yml").write_text("TOY:\n  EPOCHS: 1\n")
+    return tmp_path / "toy.yml"
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("toy")
+    (folder / "toy.yml").write_text("TOY:\n  EPOCHS: 1\n")
+    assert cli.train_main(TOY, ["--cfg", str(folder / "toy.yml"), "--out", str(folder / "run"),
+                                "--device", "cpu", *TINY]) == 0
+    return folder / "run"
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--device", "gpu"], "RUN.DEVICE is 'gpu'; expected auto, cpu, cuda or cuda:N"),
+    (["--max-iters", "-1"], "RUN.MAX_ITERS is -1; expected an integer >= 0"),
+    (["RUN.WORKERS=-1"], "RUN.WORKERS is -1; expected an integer >= 0"),
+    (["RUN.LOG_EVERY=0"], "RUN.LOG_EVERY is 0; expected an integer >= 1"),
+    (["RUN.CKPT_EVERY=-5"], "RUN.CKPT_EVERY is -5"),
+    (["RUN.THREADS=two"], "RUN.THREADS must be int"),
+])
+def test_impossible_run_settings_are_refused_before_anything_is_written(tmp_path, toy_cfg,
+                                                                        capsys, args, message):
+    out = tmp_path / "run"
+    assert cli.train_main(TOY, ["--cfg", str(toy_cfg), "--out", str(out), *TINY, *args]) == 2
+    assert message in one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_cuda_without_a_gpu_is_one_line(tmp_path, toy_cfg, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert cli.train_main(TOY, ["--cfg", str(toy_cfg), "--out", str(tmp_path / "run"),
+                                "--device", "cuda", *TINY]) == 2
+    assert "no CUDA device is available" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("out", ["file/run", "/proc/no_such_folder/run"])
+def test_an_unwritable_run_directory_fails_at_once(tmp_path, toy_cfg, capsys, out):
+    (tmp_path / "file").write_text("not a folder")
+    target = out if out.startswith("/") else str(tmp_path / out)
+    assert cli.train_main(TOY, ["--cfg", str(toy_cfg), "--out", target, *TINY]) == 2
+    assert "the run directory cannot be" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "the file is empty"),
+    (b"PK\x03\x04 truncated", "not a readable ganrepro checkpoint"),
+])
+def test_a_damaged_last_checkpoint_is_one_line_on_resume(tmp_path, toy_cfg, capsys, content,
+                                                         message):
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "last.pt").write_bytes(content)
+    assert cli.train_main(TOY, ["--cfg", str(toy_cfg), "--out", str(tmp_path / "run"),
+                                "--resume", "auto", *TINY]) == 2
+    assert message in one_error_line(capsys)
+
+
+def test_a_checkpoint_without_its_config_is_one_line(repo, toy_run, tmp_path, capsys):
+    state = checkpoint.load(toy_run / "checkpoints" / "last.pt")
+    del state["config"]
+    checkpoint.save(state, tmp_path / "noconfig.pt")
+    assert load_script(repo, "sample").main([str(tmp_path / "noconfig.pt"),
+                                             str(tmp_path / "x.png")]) == 2
+    assert "without its 'config' entry" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--n", "0"], "--n: expected a positive count, got 0"),
+    (["--n", "-5"], "--n: expected a positive count, got -5"),
+    (["--nrow", "-1"], "--nrow: expected a positive count, got -1"),
+    (["--device", "gpu"], "--device: 'gpu' is not a device"),
+])
+def test_sample_refuses_impossible_counts_and_devices(repo, toy_run, tmp_path, capsys, args,
+                                                      message):
+    target = tmp_path / "s.png"
+    assert load_script(repo, "sample").main([str(toy_run), str(target), *args]) == 2
+    assert message in one_error_line(capsys)
+    assert not target.exists()
+
+
+def test_sample_into_an_unwritable_place_is_one_line(repo, toy_run, tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    assert load_script(repo, "sample").main([str(toy_run), str(tmp_path / "file" / "s.png"),
+                                             "--n", "4"]) == 2
+    assert "cannot be written" in one_error_line(capsys)
+
+
+def test_evaluate_refuses_an_unknown_device(repo, toy_run, capsys):
+    assert load_script(repo, "evaluate").main(["--run", str(toy_run), "--device", "gpu",
+                                               "--protocol", "fid10k", "--out", "-"]) == 2
+    assert "--device: 'gpu' is not a device" in one_error_line(capsys)
