@@ -8,14 +8,13 @@ as they were asked for (metric attr of common.metrics), on the budget's sample c
 """
 from __future__ import annotations
 
-import json
-
 import torch
 
 from acvae.nll import evaluate
 from acvae.train_mnist import test_images
 from common import checkpoint
 from common.errors import CheckpointError
+from common.reproduce.plots import read_losses
 from common.reproduce.scoring import Measured
 
 # importance samples per budget: the original reports 100 and 10,000 (scripts/eval_nll.py)
@@ -24,14 +23,8 @@ SAMPLES = {"smoke": [5], "cpu": [100], "paper": [100, 10000]}
 
 def epoch_curve(run_dir) -> dict:
     """{stat name: [[iteration, nll], ...]} of the per-epoch NLL rows of stats.jsonl."""
-    curves: dict = {}
-    for line in (run_dir / "stats.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        for key, value in row.items():
-            if key.startswith("nll/") and not key.endswith("/best"):
-                curves.setdefault("epoch_" + key.replace("/", "_"), []).append(
-                    [row["iteration"], value])
-    return curves
+    return {"epoch_" + key.replace("/", "_"): curve
+            for key, curve in read_losses(run_dir, "nll/").items() if not key.endswith("/best")}
 
 
 def scored_checkpoint(ctx):

@@ -36,18 +36,23 @@ def _band(ax, curves: list[list], label: str) -> None:
 
 def metric_curves(curves: dict[str, dict[str, list]], labels: dict[str, str], path: Path) -> Path | None:
     """curves[metric][arm] = one curve per seed."""
-    names = sorted(curves)
-    if not names:
+    return _panels(curves, labels, path, dpi=90)
+
+
+def _panels(per_name: dict[str, dict[str, list]], labels: dict[str, str], path: Path,
+            dpi: int) -> Path | None:
+    """One panel per name, one band per arm (per_name[name][arm] = one curve per seed)."""
+    if not per_name:
         return None
-    fig, axes = _axes(len(names))
-    for ax, name in zip(axes, names):
-        for arm, per_seed in curves[name].items():
+    fig, axes = _axes(len(per_name))
+    for ax, name in zip(axes, sorted(per_name)):
+        for arm, per_seed in per_name[name].items():
             _band(ax, per_seed, labels[arm])
         ax.set_title(name)
         ax.set_xlabel("iteration")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
@@ -73,19 +78,7 @@ def loss_curves(runs: dict[str, list[Path]], labels: dict[str, str], path: Path)
         for run_dir in dirs:
             for name, curve in read_losses(run_dir).items():
                 per_name.setdefault(name, {}).setdefault(arm, []).append(curve)
-    if not per_name:
-        return None
-    fig, axes = _axes(len(per_name))
-    for ax, name in zip(axes, sorted(per_name)):
-        for arm, per_seed in per_name[name].items():
-            _band(ax, per_seed, labels[arm])
-        ax.set_title(name)
-        ax.set_xlabel("iteration")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return _panels(per_name, labels, path, dpi=80)
 
 
 def along_training(grids: dict[str, list[tuple[int, Path]]], labels: dict[str, str],
