@@ -8,6 +8,7 @@ middle of an epoch and see exactly the batches an uninterrupted run would have s
 from __future__ import annotations
 
 import random
+import signal
 from contextlib import contextmanager
 
 import numpy as np
@@ -100,6 +101,14 @@ class EpochSampler(Sampler):
             epoch, start = epoch + 1, 0
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """Loader workers leave SIGINT/SIGTERM to the main process: a signal sent to the whole
+    process group (Ctrl-C, `kill -- -PGID`, a job scheduler) would otherwise kill the workers
+    first, and the main process would die on a dead worker instead of saving a checkpoint."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class EpochLoader:
     """A DataLoader over an EpochSampler: `loader.epoch(e, start_batch)` iterates one epoch."""
 
@@ -117,6 +126,7 @@ class EpochLoader:
                                  sampler=self.sampler, num_workers=workers,
                                  pin_memory=pin_memory, persistent_workers=workers > 0,
                                  prefetch_factor=4 if workers > 0 else None,
+                                 worker_init_fn=_ignore_stop_signals if workers > 0 else None,
                                  generator=torch.Generator().manual_seed(seed))
 
     @property

@@ -1,5 +1,9 @@
 """The training command line, run as a user would (subprocesses of the toy model's script)."""
+import os
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -48,6 +52,35 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(cli, repo, tmp_path, cf
     assert "resumed at iteration 9" in out.stdout
     assert_same_state(checkpoint.load(tmp_path / "straight" / "checkpoints" / "last.pt"),
                       checkpoint.load(half / "checkpoints" / "last.pt"))
+
+
+def test_sigterm_to_the_process_group_with_loader_workers_checkpoints_and_resumes_exactly(
+        cli, repo, tmp_path, cfg):
+    """A scheduler or `kill -- -PGID` signals the workers too: they must leave the stop to the
+    main process, which saves a checkpoint from which the run continues bit for bit."""
+    run = tmp_path / "stopped"
+    args = [sys.executable, repo / TOY, "--cfg", cfg, "--out", run, "--device", "cpu",
+            "TOY.EPOCHS=1000"]
+    env = {**os.environ, "PYTHONPATH": str(repo), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(list(map(str, args)), cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    log, deadline = run / "log.txt", time.time() + 120
+    while time.time() < deadline and not (log.exists() and "it 10/" in log.read_text()):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "DataLoader worker" not in out and "resume with --resume auto" in out
+    stopped_at = checkpoint.load(run / "checkpoints" / "last.pt")["counters"]["iteration"]
+    assert 10 <= stopped_at < 1000
+    total = str(stopped_at + 4)
+    cli([repo / TOY, "--cfg", cfg, "--out", run, "--device", "cpu", "--resume", "auto",
+         "--max-iters", total, "TOY.EPOCHS=1000"], tmp_path)
+    cli([repo / TOY, "--cfg", cfg, "--out", tmp_path / "straight", "--device", "cpu",
+         "--max-iters", total, "TOY.EPOCHS=1000"], tmp_path)
+    assert_same_state(checkpoint.load(tmp_path / "straight" / "checkpoints" / "last.pt"),
+                      checkpoint.load(run / "checkpoints" / "last.pt"))
 
 
 def test_resume_refuses_a_changed_config_unless_forced(cli, repo, tmp_path, cfg):
