@@ -14,6 +14,7 @@ import torch
 
 from common import config as config_lib
 from common import dist
+from common import logging as log
 from common.errors import CheckpointError
 
 FORMAT = 1
@@ -25,11 +26,22 @@ def save(state: dict, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    for stale in path.parent.glob(f".{path.name}.tmp*"):  # left by a process killed mid-save
+        if stale != tmp:
+            stale.unlink(missing_ok=True)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:  # a full disk, a signal: no half-written file stays behind
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            kept = "the previous one is kept" if path.exists() else "none was written before"
+            raise CheckpointError(f"{path}: the checkpoint could not be written "
+                                  f"({err.strerror or err}); {kept}") from None
+        raise
     return path
 
 
@@ -146,16 +158,35 @@ def load_nets(trainer, state: dict, source: str = "checkpoint", strict: bool = T
                                   f"built from the config ({first})") from None
 
 
+# Optimizer settings that come from the config (a resume with a changed config applies them);
+# everything else in a parameter group (step counts, warm-up calls, flags) is run state.
+CONFIG_HYPERPARAMETERS = ("lr", "base_lr", "betas", "beta1", "eps", "weight_decay", "momentum",
+                          "clip")
+
+
+def _groups_settings(opt) -> list[dict]:
+    return [{k: g[k] for k in CONFIG_HYPERPARAMETERS if k in g} for g in opt.param_groups]
+
+
 def restore(trainer, state: dict, scaler=None, source: str = "checkpoint") -> dict:
-    """Load everything into a freshly built trainer; return the counters. RNGs are set last."""
+    """Load everything into a freshly built trainer; return the counters. RNGs are set last.
+
+    When the trainer's config differs from the checkpoint's (--force-resume), the optimizers'
+    hyper-parameters (CONFIG_HYPERPARAMETERS) are the new config's, and each change is logged;
+    the moments and counters are the checkpoint's. Schedules recompute the learning rate from
+    the config at the resumed epoch either way."""
     load_nets(trainer, state, source)
+    changed_config = bool(config_lib.differences(state.get("config", {}), trainer.cfg))
     for kind in ("optimizers", "schedulers"):
         have, saved = getattr(trainer, kind), state.get(kind, {})
         if set(have) != set(saved):
             raise CheckpointError(f"{source}: {kind} {sorted(saved)} do not match the model's "
                                   f"{sorted(have)}")
         for name, obj in have.items():
+            fresh = _groups_settings(obj) if kind == "optimizers" else None
             obj.load_state_dict(saved[name])
+            if fresh is not None and changed_config:
+                _apply_settings(name, obj, fresh)
     if scaler is not None and state.get("scaler") is not None:
         scaler.load_state_dict(state["scaler"])
     trainer.load_extra_state(state.get("extra", {}))
@@ -164,6 +195,15 @@ def restore(trainer, state: dict, scaler=None, source: str = "checkpoint") -> di
         mine = rngs[dist.rank()] if dist.rank() < len(rngs) else rngs[0]
         set_rng_state(mine, trainer.device)
     return dict(state["counters"])
+
+
+def _apply_settings(name: str, opt, fresh: list[dict]) -> None:
+    for index, (group, settings) in enumerate(zip(opt.param_groups, fresh)):
+        for key, value in settings.items():
+            if group.get(key) != value:
+                log.log(f"resume with a changed config: optimizer {name} group {index}: "
+                        f"{key} {group.get(key)!r} -> {value!r}")
+                group[key] = value
 
 
 def trainer_from_state(state: dict, device: str | torch.device = "cpu",

@@ -1,10 +1,24 @@
 """Errors a user can fix: the command line prints them as one line, never a traceback."""
 
 
+import re
+
+# "Caught DataError in DataLoader worker process 0.\nOriginal Traceback ...\nmod.DataError: msg"
+_WORKER_TRACEBACK = re.compile(r"^Caught \w+ in DataLoader worker process \d+\.\nOriginal "
+                               r"Traceback.*\n[\w.]+: (?P<message>.+?)\s*$", re.DOTALL)
+
+
 class UserError(Exception):
-    """Base class of the errors caused by input (config, data, checkpoints), not by a bug."""
+    """Base class of the errors caused by input (config, data, checkpoints), not by a bug.
+
+    Raised in a DataLoader worker, the error reaches the main process rebuilt from a message
+    that holds the worker's traceback; the rebuilt error keeps only the original message."""
 
     exit_code = 2
+
+    def __init__(self, message="", *args):
+        found = _WORKER_TRACEBACK.match(str(message))
+        super().__init__(found["message"] if found else message, *args)
 
 
 class ConfigError(UserError):
@@ -27,3 +41,9 @@ class TrainingDiverged(UserError):
     """A loss became NaN or Inf; the last good checkpoint is kept."""
 
     exit_code = 3
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -139,17 +139,31 @@ class Sinks:
             self.tb.close()
 
 
+_held: list[str] | None = None
+
+
+def hold() -> None:
+    """Keep the lines logged from now on until open_sinks() writes them into log.txt (a run
+    directory is written only after its inputs are validated)."""
+    global _held
+    _held = []
+    _values.clear()  # a run that ended in an error may have left values of its own
+
+
 def open_sinks(run_dir: Path, tensorboard: bool = True) -> Sinks:
-    global _sinks
+    global _sinks, _held
     _sinks = Sinks(run_dir, tensorboard)
+    if _sinks.log_file is not None:
+        _sinks.log_file.writelines(line + "\n" for line in _held or [])
+    _held = None
     return _sinks
 
 
 def close_sinks() -> None:
-    global _sinks
+    global _sinks, _held
     if _sinks is not None:
         _sinks.close()
-    _sinks = None
+    _sinks, _held = None, None
 
 
 def log(message: str, console: bool = True) -> None:
@@ -160,6 +174,8 @@ def log(message: str, console: bool = True) -> None:
         print(message, flush=True)
     if _sinks is not None and _sinks.log_file is not None:
         _sinks.log_file.write(message + "\n")
+    elif _held is not None:
+        _held.append(message)
 
 
 def write_stats(stats: dict[str, float], step: int, extra: dict | None = None) -> None:

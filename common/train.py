@@ -165,12 +165,18 @@ class Loop:
         bad = [name for name, ok in self.finite.items() if not bool(ok)]
         if not bad:
             return
-        kept = (f"last good checkpoint: {self.last_saved[1]} (iteration {self.last_saved[0]})"
-                if self.last_saved else "no checkpoint was written before it")
         raise TrainingDiverged(
             f"a loss of phase(s) {', '.join(bad)} became NaN or Inf by iteration "
             f"{self.progress.iteration} (checked every {self.rc.NAN_CHECK_EVERY}); stopped "
-            f"without saving; {kept}")
+            f"without saving; {self.kept()}")
+
+    def kept(self) -> str:
+        if self.last_saved:
+            return f"last good checkpoint: {self.last_saved[1]} (iteration {self.last_saved[0]})"
+        if self.resume_state is not None:
+            return (f"the checkpoint this run resumed from (iteration "
+                    f"{self.resume_state['counters']['iteration']}) is kept")
+        return "no checkpoint was written before it"
 
     def status(self) -> None:
         stats = log.collect()
@@ -204,7 +210,23 @@ class Loop:
         for name, (images, nrow) in pictures.items():
             save_grid(images, self.run_dir / "samples" / f"{name}_{it:07d}.png", nrow)
 
+    def non_finite_networks(self) -> list[str]:
+        """Networks with a NaN/Inf parameter or buffer (one synchronisation for all of them)."""
+        flags, names = [], []
+        for name, net in self.trainer.nets.items():
+            tensors = [t for t in [*net.parameters(), *net.buffers()] if t.is_floating_point()]
+            if tensors:
+                flags.append(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+                names.append(name)
+        ok = torch.stack(flags).cpu().tolist() if flags else []
+        return [name for name, good in zip(names, ok) if not good]
+
     def save(self, path: Path) -> None:
+        bad = self.non_finite_networks()
+        if bad:  # the losses can still be finite when the last update overflowed the weights
+            raise TrainingDiverged(
+                f"the parameters of network(s) {', '.join(bad)} are NaN or Inf at iteration "
+                f"{self.progress.iteration}; {path.name} not written; {self.kept()}")
         state = checkpoint.capture(self.trainer, self.counters(), self.precision.scaler)
         if self.selection is not None:
             state["selection"] = dict(self.selection)
@@ -252,6 +274,9 @@ class Loop:
         ipe = loader.batches_per_epoch
         total = rc.MAX_ITERS if rc.MAX_ITERS > 0 else trainer.epochs * ipe
         self.prepare(0, total, ipe)
+        # the data and the checkpoint are valid: only now is the run directory written
+        write_run_files(trainer.cfg, self.run_dir)
+        log.open_sinks(self.run_dir)
         start = self.progress.iteration
         if self.resume_state is not None:
             log.log(f"resumed at iteration {start} (epoch {start // ipe})")
@@ -388,10 +413,8 @@ def write_run_files(cfg, run_dir: Path, argv: list[str] | None = None) -> None:
 def run(trainer: Trainer, run_dir: str | Path, resume_state: dict | None = None) -> Progress:
     """Train `trainer` in `run_dir` (config.yml, log.txt, stats.jsonl, tb/, samples/,
     checkpoints/), continuing from `resume_state` (a loaded checkpoint) if given."""
-    run_dir = Path(run_dir)
-    write_run_files(trainer.cfg, run_dir)
-    log.open_sinks(run_dir)
+    log.hold()  # lines logged while the inputs are validated reach log.txt once it exists
     try:
-        return Loop(trainer, run_dir, resume_state).run()
+        return Loop(trainer, Path(run_dir), resume_state).run()
     finally:
         log.close_sinks()

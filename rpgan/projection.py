@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from common.errors import DataError
+from common.errors import DataError, first_line
 
 IMPLS = ("bmm", "grouped")
 
@@ -66,8 +66,8 @@ def load_filters_npz(path: str | Path) -> tuple[torch.Tensor, int, int]:
     except KeyError as err:
         raise DataError(f"{path}: not a filts.npz (missing key {err}; expected nfilt, p0.., "
                         "s0..)") from None
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path}: not a readable .npz file ({err})") from None
+    except Exception as err:  # truncated or corrupt archives fail in many types
+        raise DataError(f"{path}: not a readable .npz file ({first_line(err)})") from None
     if count < 1:
         raise DataError(f"{path}: nfilt is {count}; expected at least one filter")
     first = filters[0].shape

@@ -84,7 +84,8 @@ DEFAULTS = {
         "DF_DIM": 64,
         "GF_DIM": 64,
         "Z_DIM": 100,
-        "NETWORK_TYPE": "default",  # unused, as in the original
+        "NETWORK_TYPE": "default",  # unused in the original, which has one network type:
+                                    # any other value is refused rather than ignored
         "R_NUM": 2,               # residual blocks of the 128 and 256 branches
         "B_CONDITION": False,     # text-conditional (True) or unconditional (False)
     },
@@ -109,7 +110,7 @@ DEFAULTS = {
 
 CHOICES = {"TREE.BRANCH_NUM": (1, 2, 3, 4, 5), "EMBEDDING_TYPE": tuple(EMBEDDING_FILES),
            "DATASET.BBOX_CROP": tuple(BBOX_RULES), "DATASET.MISSING_IMAGES": ("error", "skip"),
-           "TRAIN.LOSS": FORMS}
+           "TRAIN.LOSS": FORMS, "GAN.NETWORK_TYPE": ("default",)}
 
 
 def check_config(cfg) -> None:

@@ -25,6 +25,7 @@ import functools
 import io
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from torch.utils.data import Dataset
 
 from common.data.imageio import load_image
 from common.data.registry import DataSpec, register
+from common.data.textio import read_text, without_bom
 from common.data.transforms import maybe_flip
 from common.errors import DataError
 
@@ -71,14 +73,18 @@ def _read_attr_cached(key: tuple) -> tuple[tuple, list, np.ndarray]:
     import pandas as pd
     path = Path(key[0])
     if path.suffix == ".zip":
-        with zipfile.ZipFile(path) as zf:
-            members = [n for n in zf.namelist() if n.endswith("list_attr_celeba.txt")]
-            if not members:
-                raise DataError(f"{path}: zip file holds no list_attr_celeba.txt "
-                                f"(it holds {', '.join(zf.namelist()[:5]) or 'nothing'})")
-            raw = zf.read(members[0])
+        try:
+            with zipfile.ZipFile(path) as zf:
+                members = [n for n in zf.namelist() if n.endswith("list_attr_celeba.txt")]
+                if not members:
+                    raise DataError(f"{path}: zip file holds no list_attr_celeba.txt "
+                                    f"(it holds {', '.join(zf.namelist()[:5]) or 'nothing'})")
+                raw = zf.read(members[0])
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:
+            raise DataError(f"{path}: not a readable zip file ({err})") from None
     else:
         raw = path.read_bytes()
+    raw = without_bom(raw)
     head = raw[:4096].decode("utf-8", "replace").splitlines()
     if len(head) < 3 or not head[0].strip().isdigit():
         raise DataError(f"{path}: not a CelebA attribute list (expected the image count, then "
@@ -112,7 +118,7 @@ def read_attributes(path: str | Path) -> tuple[tuple, list, np.ndarray]:
 def _read_partition_cached(key: tuple) -> dict[str, int]:
     path = Path(key[0])
     out = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_text(path, "partition list").splitlines(), 1):
         parts = line.split()
         if not parts:
             continue

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from common.data.imageio import load_image
 from common.data.registry import DataSpec, register
+from common.data.textio import read_text
 from common.data.transforms import maybe_flip, to_tensor
 from common.errors import DataError
 from common.logging import warn
@@ -31,7 +32,7 @@ def read_table(path: Path, columns: int) -> dict[int, list[str]]:
     if not path.is_file():
         raise DataError(f"{path}: CUB metadata file not found")
     table = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(read_text(path, "CUB metadata file").splitlines(), 1):
         fields = line.split()
         if not fields:
             continue

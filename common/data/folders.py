@@ -8,6 +8,7 @@ from torch.utils.data import Dataset
 
 from common.data.imageio import is_image_file, load_image
 from common.data.registry import DataSpec, register
+from common.data.textio import read_text
 from common.data.transforms import CROPS, fit, maybe_flip, short_side_random_crop, to_tensor
 from common.errors import DataError
 
@@ -72,7 +73,7 @@ def read_list_file(path: Path, base: Path | None = None) -> list[Path]:
         raise DataError(f"{path}: list file not found")
     base = base or path.parent
     entries = []
-    for line in path.read_text().splitlines():
+    for line in read_text(path, "list file").splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             entries.append(Path(line) if Path(line).is_absolute() else base / line)

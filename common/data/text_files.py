@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.data.textio import without_bom
 from common.errors import DataError
 
 # EMBEDDING_TYPE -> file name. The first three are the published encoders' files; the last two
@@ -202,6 +203,6 @@ def load_captions(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: caption file not found")
-    text = path.read_bytes().decode("utf-8", errors="replace")
+    text = without_bom(path.read_bytes()).decode("utf-8", errors="replace")
     lines = [line.replace("\ufffd\ufffd", " ").strip() for line in text.splitlines()]
     return [line for line in lines if line]

@@ -8,6 +8,8 @@ PNG writer's rule, as our generators' samples are). Any height and width: the ex
 from __future__ import annotations
 
 import hashlib
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -64,7 +66,7 @@ def _folder(folder: Path) -> ImageSet:
         try:
             with Image.open(p) as img:
                 sizes.setdefault(img.size, p)
-        except (OSError, UnidentifiedImageError) as err:
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
             raise MetricsError(f"{p}: not a readable image ({err})") from None
         if len(sizes) > 1:
             (a, first), (b, odd) = sizes.items()
@@ -108,7 +110,7 @@ def _rgb(chunk: torch.Tensor) -> torch.Tensor:
 def _array(path: Path) -> ImageSet:
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise MetricsError(f"{path}: not a readable {path.suffix} array ({err})") from None
     key = None
     if isinstance(loaded, np.lib.npyio.NpzFile):
@@ -119,7 +121,7 @@ def _array(path: Path) -> ImageSet:
                                f"array, or one named {' or '.join(ARRAY_KEYS)}")
         try:
             array = loaded[key]
-        except (OSError, ValueError, EOFError) as err:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
             raise MetricsError(f"{path}: array {key!r} is not readable ({err})") from None
     else:
         array = loaded

@@ -82,3 +82,30 @@ def test_rng_state_round_trip():
     assert (torch.rand(2), random.random(), np.random.rand())[1:] == expected[1:]
     checkpoint.set_rng_state(state, torch.device("cpu"))
     assert torch.equal(torch.rand(2), expected[0])
+
+
+@pytest.mark.parametrize("fault", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_failed_save_keeps_the_previous_checkpoint_and_no_temporary_file(tmp_path, monkeypatch,
+                                                                           fault):
+    path = tmp_path / "last.pt"
+    checkpoint.save({"format": 1, "nets": {}, "value": torch.arange(1)}, path)
+
+    def write_half_then_fail(obj, f):
+        f.write(b"half a checkpoint")
+        raise fault
+
+    monkeypatch.setattr(torch, "save", write_half_then_fail)
+    expected = CheckpointError if isinstance(fault, OSError) else KeyboardInterrupt
+    with pytest.raises(expected) as caught:
+        checkpoint.save({"format": 1, "nets": {}, "value": torch.arange(2)}, path)
+    if expected is CheckpointError:
+        assert "No space left on device); the previous one is kept" in str(caught.value)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+    assert torch.equal(checkpoint.load(path)["value"], torch.arange(1))
+
+
+def test_a_temporary_file_left_by_a_killed_save_is_removed_by_the_next(tmp_path):
+    (tmp_path / ".last.pt.tmp12345").write_bytes(b"a save killed by SIGKILL")
+    checkpoint.save({"format": 1, "nets": {}, "value": torch.arange(2)}, tmp_path / "last.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

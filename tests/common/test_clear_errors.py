@@ -119,3 +119,48 @@ def test_evaluate_refuses_an_unknown_device(repo, toy_run, capsys):
     assert load_script(repo, "evaluate").main(["--run", str(toy_run), "--device", "gpu",
                                                "--protocol", "fid10k", "--out", "-"]) == 2
     assert "--device: 'gpu' is not a device" in one_error_line(capsys)
+
+
+# ---- class 3: nothing is lost ------------------------------------------------------------------
+def test_a_failed_force_resume_leaves_the_run_directory_as_it_was(tmp_path, toy_cfg, capsys):
+    run = tmp_path / "run"
+    assert cli.train_main(TOY, ["--cfg", str(toy_cfg), "--out", str(run), "--device", "cpu",
+                                "--max-iters", "2", *TINY]) == 0
+    before = {p.name: p.read_bytes() for p in [run / "config.yml", run / "env.json",
+                                               run / "log.txt", run / "checkpoints" / "last.pt"]}
+    capsys.readouterr()
+    assert cli.train_main(TOY, ["--cfg", str(toy_cfg), "--out", str(run), "--device", "cpu",
+                                "--resume", "auto", "--force-resume", *TINY,
+                                "TOY.WIDTH=16"]) == 2
+    assert "do not fit the model built from the config" in one_error_line(capsys)
+    after = {name: (run / name if name != "last.pt" else run / "checkpoints" / name).read_bytes()
+             for name in before}
+    assert after == before
+
+
+def test_bad_data_writes_no_run_directory(tmp_path, toy_cfg, capsys):
+    out = tmp_path / "run"
+    assert cli.train_main(TOY, ["--cfg", str(toy_cfg), "--out", str(out), "--device", "cpu",
+                                "DATA.KIND=image_folder", f"DATA.ROOT={tmp_path / 'nowhere'}"]) == 2
+    one_error_line(capsys)
+    assert not out.exists()
+
+
+# ---- class 1: no traceback, wherever the error happens -----------------------------------------
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_truncated_image_is_one_line_also_from_a_loader_worker(tmp_path, toy_cfg, capsys,
+                                                                   shared_data, workers):
+    """The truncated file sorts last, after the 64 the main process reads for reals.png, so
+    the loader (a worker when RUN.WORKERS >= 1) is the first to read it."""
+    source = sorted((shared_data / "cifar10" / "kaggle_train_png_first200").glob("*.png"))[:70]
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for p in source[:69]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "zz_truncated.png").write_bytes(source[69].read_bytes()[:200])
+    out = tmp_path / "run"
+    assert cli.train_main(TOY, ["--cfg", str(toy_cfg), "--out", str(out), "--device", "cpu",
+                                "DATA.KIND=image_folder", f"DATA.ROOT={folder}",
+                                "TOY.BATCH_SIZE=70", f"RUN.WORKERS={workers}"]) == 2
+    line = one_error_line(capsys)
+    assert "zz_truncated.png: corrupt or truncated image" in line and "Traceback" not in line

@@ -91,8 +91,11 @@ def test_resume_refuses_a_changed_config_unless_forced(cli, repo, tmp_path, cfg)
     assert refused.returncode == 2
     assert refused.stderr.count("\n") == 1 and "TOY.LR: 0.0002 -> 0.1" in refused.stderr
     assert "--force-resume" in refused.stderr
-    cli([repo / TOY, "--cfg", cfg, "--out", run, "--device", "cpu", "--resume", "auto",
-         "--force-resume", "--max-iters", "3", "TOY.LR=0.1"], tmp_path)
+    forced = cli([repo / TOY, "--cfg", cfg, "--out", run, "--device", "cpu", "--resume", "auto",
+                  "--force-resume", "--max-iters", "3", "TOY.LR=0.1"], tmp_path)
+    assert "optimizer G group 0: lr 0.0002 -> 0.1" in forced.stdout  # the new LR applies
+    state = checkpoint.load(run / "checkpoints" / "last.pt")
+    assert [g["lr"] for o in state["optimizers"].values() for g in o["param_groups"]] == [0.1, 0.1]
     again = cli([repo / TOY, "--cfg", cfg, "--out", run, "--device", "cpu"], tmp_path, check=False)
     assert again.returncode == 2 and "already holds a run" in again.stderr
 

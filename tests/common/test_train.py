@@ -85,6 +85,35 @@ def test_sampling_does_not_change_training_state(tmp_path):
     assert (tmp_path / "samples" / "fakes_0000000.png").is_file()
 
 
+def test_weights_that_overflow_while_the_losses_stay_finite_are_never_saved(tmp_path):
+    """The last update turns D's weights to Inf after its losses were computed (G's gradients
+    through D, and so G and its EMA, follow): the end-of-run save refuses, and last.pt stays the finite one of iteration 4, also over a resume."""
+    trainer = make(["RUN.MAX_ITERS=6", "RUN.CKPT_EVERY=2"])
+    step = trainer.g_step
+
+    def g_step_then_overflow(batch):
+        loss = step(batch)
+        if trainer.progress.iteration == 5:
+            trainer.nets["D"].net[0].weight.data.fill_(float("inf"))
+        return loss
+
+    trainer.g_step = g_step_then_overflow
+    with pytest.raises(TrainingDiverged, match=r"parameters of network\(s\) G, D, G_ema are NaN or Inf at "
+                                               r"iteration 6; last\.pt not written; last good "
+                                               r"checkpoint: .*last\.pt \(iteration 4\)"):
+        train.run(trainer, tmp_path)
+    state = checkpoint.load(tmp_path / "checkpoints" / "last.pt")
+    assert state["counters"]["iteration"] == 4
+    assert all(torch.isfinite(t).all() for t in state["nets"]["D"].values())
+
+    resumed = make(["RUN.MAX_ITERS=6", "RUN.CKPT_EVERY=2"])
+    resumed.g_step = lambda batch, step=resumed.g_step: (
+        resumed.nets["D"].net[0].weight.data.fill_(float("nan")), step(batch))[1]
+    with pytest.raises(TrainingDiverged, match="the checkpoint this run resumed from"):
+        train.run(resumed, tmp_path, state)
+    assert checkpoint.load(tmp_path / "checkpoints" / "last.pt")["counters"]["iteration"] == 4
+
+
 def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path):
     trainer = make(["TOY.EPOCHS=50"])
     step = trainer.g_step

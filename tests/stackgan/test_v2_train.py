@@ -221,7 +221,7 @@ def test_resume_with_write_back_matches_an_uninterrupted_run(tmp_path):
     (["GAN.GF_DIM=6"], "GAN.GF_DIM"), (["TRAIN.COEFF.UNCOND_LOSS=-1.0"], "TRAIN.COEFF.UNCOND_LOSS"),
     (["EMBEDDING_TYPE=word2vec"], "EMBEDDING_TYPE"),
     (["TRAIN.SNAPSHOT_INTERVAL=0", "TRAIN.EMA_WRITE_BACK=True"], "TRAIN.EMA_WRITE_BACK"),
-    (["TRAIN.LOSS=hinge"], "TRAIN.LOSS"),
+    (["TRAIN.LOSS=hinge"], "TRAIN.LOSS"), (["GAN.NETWORK_TYPE=simple"], "GAN.NETWORK_TYPE"),
 ])
 def test_bad_configs_name_the_key(overrides, key):
     from common.errors import ConfigError

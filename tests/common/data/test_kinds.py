@@ -98,14 +98,18 @@ def test_corrupt_truncated_and_wrong_mode_images_name_the_file(tmp_path):
     full = save(tmp_path / "full.jpg", (64, 64))
     (bad / "truncated.jpg").write_bytes(full.read_bytes()[:300])
     Image.fromarray(np.full((8, 8), 40000, dtype=np.uint16)).save(bad / "deep.png")
+    Image.fromarray(np.full((8, 8), 156, dtype=np.uint8)).save(bad / "eight.png")
+    Image.fromarray(np.full((8, 8), 0.5, dtype=np.float32)).save(bad / "float.tif")
     ds = build("image_folder", bad, size=8)
     names = [p.name for p in ds.paths]
     with pytest.raises(DataError, match=r"garbage\.png: not a readable image"):
         ds[names.index("garbage.png")]
     with pytest.raises(DataError, match=r"truncated\.jpg: corrupt or truncated image"):
         ds[names.index("truncated.jpg")]
-    with pytest.raises(DataError, match=r"deep\.png: image mode 'I;16'"):
-        ds[names.index("deep.png")]
+    with pytest.raises(DataError, match=r"float\.tif: image mode 'F' is not an 8-bit or 16-bit"):
+        ds[names.index("float.tif")]
+    # a 16-bit grey PNG is its high byte (40000 >> 8 = 156), not clipped to white
+    assert torch.equal(ds[names.index("deep.png")]["image"], ds[names.index("eight.png")]["image"])
     assert ds[names.index("good.png")]["image"].shape == (3, 8, 8)
 
 
