@@ -28,7 +28,6 @@ import platform
 import statistics
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -36,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from common.precision import autocast as autocast_region  # noqa: E402
 from rpgan.models import projected_discriminators  # noqa: E402
 from rpgan.projection import draw_filters  # noqa: E402
 
@@ -75,9 +75,8 @@ def set_precision(precision: str, device: torch.device):
     tf32 = precision == "tf32"
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
-    if precision == "bf16":
-        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
-    return nullcontext
+    mode = "bf16" if precision == "bf16" else "fp32"  # tf32 is a matmul switch, not autocast
+    return lambda: autocast_region(device.type, mode)
 
 
 def make_forward(impl: str, bank, loop_nets, compiled: dict):

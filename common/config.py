@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable
 import yaml
 from easydict import EasyDict
 
+from common import precision
 from common.errors import ConfigError
 
 COMMAND_LINE = "command line"
@@ -65,7 +66,7 @@ EVAL_DEFAULTS = {
     }
 }
 RUN_CHOICES = {
-    "RUN.PRECISION": ("fp32", "bf16", "fp16"),
+    "RUN.PRECISION": precision.MODES,
     "RUN.PROGRESS": ("auto", "bar", "lines"),
 }
 # Keys that may change when a run is resumed: they steer the loop, not the computation.

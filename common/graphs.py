@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from common import logging as log
+from common import precision
 from common.errors import ConfigError
 
 
@@ -50,7 +51,7 @@ class PhaseGraphs:
         trainer = loop.trainer
         if loop.device.type != "cuda":
             raise ConfigError("RUN.CUDA_GRAPHS needs a CUDA device", "RUN.CUDA_GRAPHS")
-        if loop.rc.PRECISION == "fp16":
+        if not precision.graph_safe(loop.rc.PRECISION):
             raise ConfigError("RUN.CUDA_GRAPHS does not combine with fp16 (its gradient scaler "
                               "decides on the host); use bf16 or fp32", "RUN.CUDA_GRAPHS")
         if not getattr(trainer, "cuda_graphs_safe", False):

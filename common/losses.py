@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from common import precision
+
 FORMS = ("sigmoid_bce", "logits")
 
 
@@ -32,9 +34,9 @@ def bce(logits: torch.Tensor, target: float, form: str = "sigmoid_bce") -> torch
     """Mean binary cross-entropy of sigmoid(logits) against the constant label `target`."""
     if form not in FORMS:
         raise ValueError(f"loss form {form!r} unknown; expected one of {FORMS}")
-    x = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    x = precision.upcast(logits)
     label = torch.full_like(x, target)
-    with torch.autocast(x.device.type, enabled=False):
+    with precision.float32_region(x.device.type):
         if form == "sigmoid_bce":
             return F.binary_cross_entropy(torch.sigmoid(x), label)
         return F.binary_cross_entropy_with_logits(x, label)

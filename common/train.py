@@ -12,7 +12,6 @@ import platform
 import signal
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -22,26 +21,13 @@ from common import config as config_lib
 from common import logging as log
 from common.data import EpochLoader, seeded_rngs
 from common.data.loader import device_batches
-from common.data.loader import _mix
 from common.errors import TrainingDiverged
 from common.graphs import PhaseGraphs
 from common.images import save_grid
+from common.precision import Precision
+from common.seeds import mix
 from common.trainer import (EpochScore, Phase, Progress, Trainer, preserved_buffers,
                             update_ema)
-
-
-class Precision:
-    """fp32, bf16 autocast, or fp16 autocast with a gradient scaler."""
-
-    def __init__(self, mode: str, device: torch.device):
-        self.device_type = device.type
-        self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[mode]
-        self.scaler = torch.amp.GradScaler(device.type, enabled=mode == "fp16")
-
-    def autocast(self):
-        if self.dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device_type, dtype=self.dtype)
 
 
 class StopRequest:
@@ -283,7 +269,7 @@ class Loop:
         else:
             trainer.start_fresh()
             dist.broadcast_parameters(trainer.nets.values())
-            torch.manual_seed(_mix(rc.SEED, dist.rank(), 1))  # each rank draws its own noise
+            torch.manual_seed(mix(rc.SEED, dist.rank(), 1))  # each rank draws its own noise
             self.save_reals(dataset)
         show_bar = rc.PROGRESS == "bar" or (rc.PROGRESS == "auto" and sys.stderr.isatty())
         self.bar = None

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from common import dist
-from common.data.loader import _mix
+from common.seeds import mix
 from common.errors import ConfigError, DataError
 from common.images import save_grid, save_png
 from common.logging import log
@@ -78,7 +78,7 @@ def conditioned_batches(trainer, n: int, seed: int, batch_size: int, embeddings=
             pairs = [(i, 0) for i in range(table.shape[0])]
     for b, start in enumerate(range(0, n, batch_size)):
         count = min(batch_size, n - start)
-        z = _noise(count, cfg.GAN.Z_DIM, _mix(seed, b, 1))
+        z = _noise(count, cfg.GAN.Z_DIM, mix(seed, b, 1))
         info: dict = {}
         emb = None
         if pairs is not None:
@@ -87,7 +87,7 @@ def conditioned_batches(trainer, n: int, seed: int, batch_size: int, embeddings=
             info["caption_index"] = torch.tensor([j for _, j in chosen])
             if keys is not None:
                 info["key"] = [keys[i] for i, _ in chosen]
-        images = run_generator(trainer, z, emb, _mix(seed, b, 2), ema)
+        images = run_generator(trainer, z, emb, mix(seed, b, 2), ema)
         yield images, emb, info
 
 
@@ -207,9 +207,9 @@ def write_conditional(trainer, root: Path, sizes: list[int]) -> int:
     seed, written, batch = cfg.RUN.SEED, 0, cfg.TRAIN.BATCH_SIZE
     for b, start in enumerate(range(0, n, batch)):
         keys = [_safe_key(k) for k in split_data.filenames[start:start + batch]]
-        z = _noise(len(keys), cfg.GAN.Z_DIM, _mix(seed, b, 1))
+        z = _noise(len(keys), cfg.GAN.Z_DIM, mix(seed, b, 1))
         per_caption = [run_generator(trainer, z, table[start:start + len(keys), j],
-                                     _mix(seed, b, 2, j)) for j in range(captions)]
+                                     mix(seed, b, 2, j)) for j in range(captions)]
         for size in sizes:
             for k, key in enumerate(keys):
                 if cfg.TEST.B_EXAMPLE:
@@ -232,8 +232,8 @@ def write_unconditional(trainer, root: Path, sizes: list[int]) -> int:
     index = {s: trainer.sizes.index(s) for s in sizes}
     written = 0
     for b in range(cfg.TEST.SAMPLE_NUM // batch):
-        z = _noise(batch, cfg.GAN.Z_DIM, _mix(cfg.RUN.SEED, b, 1))
-        images = run_generator(trainer, z, None, _mix(cfg.RUN.SEED, b, 2))
+        z = _noise(batch, cfg.GAN.Z_DIM, mix(cfg.RUN.SEED, b, 1))
+        images = run_generator(trainer, z, None, mix(cfg.RUN.SEED, b, 2))
         first = b * batch
         for size in sizes:
             out = images[index[size]]

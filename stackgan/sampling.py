@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from common import dist
-from common.data.loader import _mix
+from common.seeds import mix
 from common.data.t7captions import read_caption_file
 from common.data.text_files import load_captions, load_split
 from common.errors import ConfigError, DataError
@@ -88,7 +88,7 @@ def generate_batches(trainer, embeddings: np.ndarray, copies: int, seed: int, ba
                 index = list(range(start, min(count, start + step)))
                 text = torch.from_numpy(np.ascontiguousarray(embeddings[index])).to(device)
                 with torch.random.fork_rng(devices=devices):
-                    torch.manual_seed(_mix(seed, b))
+                    torch.manual_seed(mix(seed, b))
                     noise = torch.randn(len(index), z_dim, device=device)
                     stage1, images, _, _ = net(text, noise)
                 b += 1

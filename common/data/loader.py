@@ -16,12 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from common.errors import DataError
-
-
-def _mix(*values: int) -> int:
-    """A 63-bit seed from several integers (numpy's SeedSequence mixing)."""
-    return int(np.random.SeedSequence([v & 0xFFFFFFFF for v in values]).generate_state(2, np.uint64)[0]
-               >> np.uint64(1))
+from common.seeds import mix
 
 
 @contextmanager
@@ -58,7 +53,7 @@ class SeededItems(Dataset):
         index, epoch = key
         if not self.seeded:
             return self.dataset[index]
-        with seeded_rngs(_mix(self.seed, epoch, index)):
+        with seeded_rngs(mix(self.seed, epoch, index)):
             return self.dataset[index]
 
 
@@ -86,7 +81,7 @@ class EpochSampler(Sampler):
     def epoch_indices(self, epoch: int) -> torch.Tensor:
         """This rank's indices for a whole epoch (the incomplete last batch is dropped)."""
         if self.shuffle:
-            g = torch.Generator().manual_seed(_mix(self.seed, epoch, 0x5EED))
+            g = torch.Generator().manual_seed(mix(self.seed, epoch, 0x5EED))
             order = torch.randperm(self.size, generator=g)
         else:
             order = torch.arange(self.size)

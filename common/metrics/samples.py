@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from common import config as config_lib
 from common import models
 from common.metrics.weights import MetricsError
+from common.seeds import mix
 
 UINT8_RULE = "uint8 = clamp((x + 1) * 127.5 + 0.5, 0, 255) truncated (as the PNG writer)"
 
@@ -31,12 +32,6 @@ def to_uint8_rgb(images: torch.Tensor) -> torch.Tensor:
     if x.shape[1] != 3:
         raise MetricsError(f"images have {x.shape[1]} channels; metrics need 1 or 3")
     return x.contiguous()
-
-
-def batch_seed(seed: int, index: int) -> int:
-    """Seed of generated batch `index` (independent streams per batch)."""
-    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, index]).generate_state(1, np.uint64)[0]
-               >> np.uint64(1))
 
 
 def generator_kind(trainer, ema: bool) -> str:
@@ -56,7 +51,7 @@ def generated(trainer, n: int, seed: int, batch_size: int, ema: bool = True) -> 
     if hasattr(module, "eval_samples"):
         source = module.eval_samples(trainer, n, seed, batch_size)
     else:
-        source = ({"image": trainer.generate(min(batch_size, n - start), batch_seed(seed, i), ema)}
+        source = ({"image": trainer.generate(min(batch_size, n - start), mix(seed, i), ema)}
                   for i, start in enumerate(range(0, n, batch_size)))
     count = 0
     for batch in source:

@@ -6,6 +6,8 @@ defined the ops, so _build.load calls register() right after loading it.
 """
 import torch
 
+from common.precision import LOW_PRECISION
+
 _lib = None  # the Library fragment; kept alive for as long as the registrations
 
 
@@ -88,7 +90,7 @@ def _register_autocast(device_type: str) -> None:
         if (
             isinstance(value, torch.Tensor)
             and value.device.type == device_type
-            and value.dtype in (torch.float16, torch.bfloat16)
+            and value.dtype in LOW_PRECISION
         ):
             return value.float()
         return value

@@ -29,12 +29,13 @@ import warnings
 
 import torch
 
+from common.precision import LOW_PRECISION
+
 from . import _build
 from .stnm_ref import stnm_ref
 
 IMPLS = ("auto", "ext", "ref")
 MASK_GRADS = ("full", "original")
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
 _warned: set[str] = set()
 
 
@@ -171,11 +172,11 @@ def _explain_inputs(canvas, fg, mask, theta) -> None:
 def _dtypes(canvas, fg, mask, theta):
     """(dtype to compute in or None if the inputs already agree, dtype to return or None)."""
     dtype = canvas.dtype
-    if fg.dtype == dtype and mask.dtype == dtype and theta.dtype == dtype and dtype not in _LOW_PRECISION:
+    if fg.dtype == dtype and mask.dtype == dtype and theta.dtype == dtype and dtype not in LOW_PRECISION:
         return None, None
     for t in (fg, mask, theta):
         dtype = torch.promote_types(dtype, t.dtype)
-    if dtype not in _LOW_PRECISION:
+    if dtype not in LOW_PRECISION:
         return dtype, None
     # The kernels compute in float32; autocast regions keep that result.
     if torch.is_autocast_enabled(canvas.device.type):
