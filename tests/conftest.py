@@ -4,6 +4,7 @@ Real data (MNIST, CIFAR-10, CUB, COCO lists, CelebA) is read from ../shared/data
 $GANREPRO_SHARED_DATA. Tests that need it use the `shared_data` fixture: they skip when the
 folder is absent, except when GANREPRO_REQUIRE_DATA=1 (as in CI), where they fail instead.
 """
+import importlib.util
 import os
 import subprocess
 import sys
@@ -46,3 +47,18 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 600, env: dict | None = N
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def load_script(name: str):
+    """scripts/<name>.py as a module, so that a test calls its main() in-process."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def one_error_line(capsys) -> str:
+    """The one `error: ...` line a command printed on stderr (and nothing else there)."""
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]

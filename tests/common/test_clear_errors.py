@@ -1,22 +1,15 @@
 """Bad input to the shared commands is one `error:` line and exit code 2, never a traceback and
 never a silent wrong run (issue: hardening). In-process runs of the toy model's command line and
 of scripts/sample.py / evaluate.py."""
-import importlib.util
 
 import pytest
 import torch
 
 from common import checkpoint, cli
+from tests.conftest import load_script, one_error_line
 
 TOY = "tests.common.toy_model"
 TINY = ["DATA.OPTIONS.LENGTH=32", "TOY.EPOCHS=1"]
-
-
-def load_script(repo, name):
-    spec = importlib.util.spec_from_file_location(name, repo / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -32,12 +25,6 @@ def toy_run(tmp_path_factory):
     assert cli.train_main(TOY, ["--cfg", str(folder / "toy.yml"), "--out", str(folder / "run"),
                                 "--device", "cpu", *TINY]) == 0
     return folder / "run"
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -89,7 +76,7 @@ def test_a_checkpoint_without_its_config_is_one_line(repo, toy_run, tmp_path, ca
     state = checkpoint.load(toy_run / "checkpoints" / "last.pt")
     del state["config"]
     checkpoint.save(state, tmp_path / "noconfig.pt")
-    assert load_script(repo, "sample").main([str(tmp_path / "noconfig.pt"),
+    assert load_script("sample").main([str(tmp_path / "noconfig.pt"),
                                              str(tmp_path / "x.png")]) == 2
     assert "without its 'config' entry" in one_error_line(capsys)
 
@@ -103,20 +90,20 @@ def test_a_checkpoint_without_its_config_is_one_line(repo, toy_run, tmp_path, ca
 def test_sample_refuses_impossible_counts_and_devices(repo, toy_run, tmp_path, capsys, args,
                                                       message):
     target = tmp_path / "s.png"
-    assert load_script(repo, "sample").main([str(toy_run), str(target), *args]) == 2
+    assert load_script("sample").main([str(toy_run), str(target), *args]) == 2
     assert message in one_error_line(capsys)
     assert not target.exists()
 
 
 def test_sample_into_an_unwritable_place_is_one_line(repo, toy_run, tmp_path, capsys):
     (tmp_path / "file").write_text("not a folder")
-    assert load_script(repo, "sample").main([str(toy_run), str(tmp_path / "file" / "s.png"),
+    assert load_script("sample").main([str(toy_run), str(tmp_path / "file" / "s.png"),
                                              "--n", "4"]) == 2
     assert "cannot be written" in one_error_line(capsys)
 
 
 def test_evaluate_refuses_an_unknown_device(repo, toy_run, capsys):
-    assert load_script(repo, "evaluate").main(["--run", str(toy_run), "--device", "gpu",
+    assert load_script("evaluate").main(["--run", str(toy_run), "--device", "gpu",
                                                "--protocol", "fid10k", "--out", "-"]) == 2
     assert "--device: 'gpu' is not a device" in one_error_line(capsys)
 

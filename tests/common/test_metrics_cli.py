@@ -1,6 +1,5 @@
 """scripts/evaluate.py end to end on a tiny checkpoint, the EVAL section during training, and
 the attribute classifier (train_feature_net.py, metric attr). No downloads."""
-import importlib.util
 import json
 
 import pytest
@@ -9,15 +8,9 @@ import torch
 from common import cli, models
 from common.metrics import Evaluator, resolve
 from tests.common import metrics_fixtures as fx
+from tests.conftest import load_script
 
 TOY = "tests.common.toy_model"
-
-
-def load_script(repo, name):
-    spec = importlib.util.spec_from_file_location(name, repo / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +45,7 @@ def test_evaluate_cli_end_to_end(toy_run, tmp_path, repo, cli):
 def test_evaluate_cli_missing_weights_is_one_clear_line(toy_run, tmp_path, repo, capsys,
                                                         monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    evaluate = load_script(repo, "evaluate")
+    evaluate = load_script("evaluate")
     code = evaluate.main(["--ckpt", str(toy_run / "checkpoints/last.pt"), "--n", "8",
                           "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"])
     err = capsys.readouterr().err.strip()
@@ -86,7 +79,7 @@ def test_eval_section_problems_stop_the_run_before_training(tmp_path):
 
 
 def test_attribute_classifier_trains_and_scores_conditioned_samples(tmp_path, repo):
-    train = load_script(repo, "train_feature_net")
+    train = load_script("train_feature_net")
     cfg = tmp_path / "attr.yml"
     cfg.write_text("DATA:\n  KIND: painted_attributes\n  IMAGE_SIZE: 16\n"
                    "  OPTIONS:\n    LENGTH: 64\n"

@@ -1,6 +1,5 @@
 """scripts/reproduce.py: every claim runs end to end at the smoke budget on the real data and
 writes a complete report; the verdict rules; recipe errors; a re-run does not retrain."""
-import importlib.util
 import json
 
 import pytest
@@ -8,16 +7,10 @@ import pytest
 from common.errors import ConfigError
 from common.reproduce import features, recipe, verdict
 from common.reproduce.recipe import Check
+from tests.conftest import load_script
 
 CLAIMS = ["lrgan_mnist_one", "crvae_mnist_nll", "rpgan_k_vs_1", "acvae_attributes",
           "stackgan_stages", "lrgan_cifar10"]
-
-
-def script(repo):
-    spec = importlib.util.spec_from_file_location("reproduce", repo / "scripts" / "reproduce.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +56,7 @@ def test_thresholds_and_missing_numbers():
 # ---- recipes ----------------------------------------------------------------------------------
 def test_the_six_claims_are_listed(repo, capsys):
     assert sorted(recipe.names()) == sorted(CLAIMS)
-    assert script(repo).main(["--list"]) == 0
+    assert load_script("reproduce").main(["--list"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == sorted(CLAIMS)
     assert all("smoke ~" in line and "paper " in line and "Paper (" in line for line in lines)
@@ -88,7 +81,7 @@ def test_a_bad_recipe_is_one_error_naming_the_key(repo, change, message):
 
 
 def test_bad_command_lines_exit_2_and_write_nothing(repo, tmp_path, capsys):
-    main = script(repo).main
+    main = load_script("reproduce").main
     out = tmp_path / "claim"
     cases = [["no_such_claim"], ["lrgan_mnist_one", "--seeds", "0"],
              ["lrgan_mnist_one", "--budget", "smoke", "--data", str(tmp_path / "nowhere")],
@@ -113,7 +106,7 @@ def test_claim_runs_end_to_end_at_the_smoke_budget(repo, shared_data, tiny_featu
             "--data", str(shared_data)]
     if r.features:
         argv += ["--features", str(tiny_features(r.features))]
-    assert script(repo).main(argv) == 0, capsys.readouterr().err
+    assert load_script("reproduce").main(argv) == 0, capsys.readouterr().err
     report = json.loads((out / "report.json").read_text())
     assert {"claim", "budget", "seeds", "arms", "verdict", "protocols", "git", "machine",
             "checks"} <= set(report)
@@ -146,7 +139,7 @@ def test_a_rerun_scores_again_without_retraining(repo, shared_data, tiny_feature
     out = tmp_path / "claim"
     argv = ["crvae_mnist_nll", "--budget", "smoke", "--seeds", "1", "--out", str(out),
             "--device", "cpu", "--data", str(shared_data)]
-    main = script(repo).main
+    main = load_script("reproduce").main
     assert main(argv) == 0
     first = json.loads((out / "report.json").read_text())
     last = out / "runs" / "lstm" / "seed0" / "checkpoints" / "last.pt"
