@@ -40,7 +40,7 @@ def disc_head(n_in: int, width: int) -> nn.Sequential:
 
 
 class FlatDiscriminator(nn.Module):
-    """cgan / cvaegan D (spec 2.3, 2.4): conv trunk -> Linear(w*w*8C -> w*w*C) + ReLU; attribute
+    """cgan / cvaegan D: conv trunk -> Linear(w*w*8C -> w*w*C) + ReLU; attribute
     branch Linear(A -> 2*w*w*z) + LReLU; [attr, image] -> head. ConvInit on the convs, Linear
     biases zero. cgan takes RGB (n_in 3), cvaegan the C channels of its from_rgb."""
 
@@ -58,7 +58,7 @@ class FlatDiscriminator(nn.Module):
 
 
 class GANFeature(nn.Module):
-    """crvaegan / acvaegan "gan_feature", shared by D and the Q network (spec 2.6).
+    """crvaegan / acvaegan "gan_feature", shared by D and the Q network.
 
     Conv trunk (C -> 8C x 4 x 4) viewed as T steps of w*w*8C/T; attribute branch
     Linear(A -> w*w*z/T) + LReLU of the raw y, the same for every step; per step

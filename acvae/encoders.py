@@ -23,7 +23,9 @@ def from_rgb_encoder(C: int, eps: float, mom: float, bias: bool = True) -> nn.Se
 
 
 class EncoderTrunk(nn.Module):
-    """conv1 (5x5 s2) .. conv4-2: C x 64 x 64 -> 8C x 4 x 4 (spec table 2.1).
+    """conv1 (5x5 s2) .. conv4-2: C x 64 x 64 -> 8C x 4 x 4. conv1, conv2, conv3-1, conv4-1 are
+    stride 2, each BN + CReLU (doubling the channels); conv3-2 and conv4-2 (16C -> 8C) are 3x3 s1,
+    BN + LReLU(0.1).
 
     `image_input` makes it the cvae encoder, which starts from the RGB image with CReLU (3 -> 6)
     and a 6 -> C conv1, and whose conv2 and conv3-1 BatchNorms are hard-coded to (1e-6, 0.9).
@@ -92,7 +94,7 @@ class RecurrentVariance(nn.Module):
 
 
 class RecurrentEncoder(nn.Module):
-    """crvaegan / acvaegan encoder (spec 2.5).
+    """crvaegan / acvaegan encoder: the channel-recurrent latent block.
 
     Step t of the fused map h (z + 8C channels) holds [8 attribute channels from y_t, the image
     channels 32t .. 32t+31]; mu = conv3x3(h) + per-element bias (not recurrent); logvar comes

@@ -1,4 +1,5 @@
-"""Stage 2 (128 px): progressive growing of a trained 64 px model (spec section 6).
+"""Stage 2 (128 px): progressive growing of a trained 64 px model (docs/acvae.md,
+"Stage 2 (128 px)").
 
 Three fade-in wrappers replace the stage-1 blocks at the encoder input, the generator output and
 the discriminator input. Each mixes two branches, (1 - alpha) * old + alpha * new:

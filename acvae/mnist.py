@@ -1,7 +1,7 @@
 """crVAE's MNIST ablation models (crVAE repo, main_mnist.lua): baseline, conv and lstm latents.
 
 All take a binary 1 x 28 x 28 digit, use C = 32 and z = 64 on a 4 x 4 map, and decode to
-Bernoulli probabilities (Sigmoid). They differ in the latent block (spec 2.8):
+Bernoulli probabilities (Sigmoid). They differ in the latent block:
   baseline  flat: Linear(4096 -> 1024) for mu and logvar, decoder input Linear(1024 -> 4096);
   conv      4 x 4 maps: conv3x3 8C -> z for mu and logvar, decoder input conv3x3 z -> 8C + BN;
   lstm      mu = Linear(4096 -> 1024) + per-element bias; logvar from an LSTM over T channel

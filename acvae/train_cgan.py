@@ -1,4 +1,4 @@
-"""cgan: the conditional GAN baseline of wacv19 (spec 3.2).
+"""cgan: the conditional GAN baseline of wacv19 (docs/acvae.md, "What one iteration does").
 
 Per iteration, D first:
   D loss = BCE(D(y, x), 1) + 0.5 BCE(D(y, x_prev), 0) + 0.5 BCE(D(y, G(y, n)), 0)
@@ -17,7 +17,6 @@ from acvae.base import FamilyTrainer, Group
 from acvae.decoders import FCDecoder
 from acvae.discriminators import FlatDiscriminator
 from acvae.encoders import W
-from common import data
 from common import logging as log
 from common.trainer import Phase
 
@@ -35,9 +34,6 @@ class CGANTrainer(FamilyTrainer):
         self.make_optimizer("D", [Group("D", self.nets["D"], t.LR / 2, t.BETA1, repeat=repeat)])
         self.prev_real: torch.Tensor | None = None
         self._skip = False
-
-    def dataset(self):
-        return data.build(self.cfg.DATA)
 
     def phases(self):
         return [Phase("D", self.d_step, ["D"]), Phase("G", self.g_step, ["G"])]

@@ -1,6 +1,6 @@
 """crvaegan (channel-recurrent conditional VAE-GAN) and acvaegan (its attentive version).
 
-Three updates per iteration, in the original's order (spec 3.4, 3.5):
+Three updates per iteration, in the original's order (docs/acvae.md, "What one iteration does"):
   recon  x -> q(z|x, y_t) -> u = var_dec(y_t, z) -> x_rec. The generator side (encoders,
          decoders, prior, attention) takes MSE + KL_w + kappa*Lz + beta*BCE(D(x_rec), 1)
          (+ rho*L_ds + rho_ent*H for the attention); the Q side (from_rgb, gan_feature, recon)
@@ -33,7 +33,6 @@ from acvae.decoders import (LatentMapDecoder, LSTMPrior, MLPPrior, RecurrentDeco
 from acvae.discriminators import DiscHead, GANFeature, LatentRecon
 from acvae.encoders import W, RecurrentEncoder
 from acvae.train_vae import sample_gaussian
-from common import data
 from common import logging as log
 from common.trainer import Phase
 
@@ -70,7 +69,8 @@ class CRVAEGANTrainer(FamilyTrainer):
         self.stale[p] = p.grad.detach().clone()
 
     def build_optimizers(self) -> None:
-        """Learning rates and beta1 of the original's optimState tables (spec section 4)."""
+        """Learning rates and beta1 of the original's optimState tables (docs/acvae.md,
+        "Learning rates and beta1 per module")."""
         t, T, n, m = self.cfg.TRAIN, self.T, self.nets, self.lr_mult()
         lr, b1, clip, ac = t.LR, t.BETA1, t.GRAD_CLIP, self.attentive
         enc = n["encoder"]
@@ -90,9 +90,6 @@ class CRVAEGANTrainer(FamilyTrainer):
                                         b1 if ac else 0.9)])
         self.make_optimizer("D", [Group("disc", n["disc"], m * lr / 2 if ac else m * lr,
                                         b1 if ac else 0.9)])
-
-    def dataset(self):
-        return data.build(self.cfg.DATA)
 
     def phases(self):
         return [Phase("recon", self.recon_step, ["G", "Q"]),

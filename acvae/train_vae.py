@@ -5,7 +5,7 @@ KL = KL(q(z|x,y) || p(z|y)). The original stepped the prior with an undefined op
 (fresh Adam state every call: a sign-like step of ~1e-3 at the default lr 0.001, whatever
 TRAIN.LR); that is the default, FIX.CVAE_PRIOR_ADAM: true gives the prior a real Adam at LR.
 
-cvaegan, three updates per iteration (spec 3.3):
+cvaegan, three updates per iteration (docs/acvae.md, "What one iteration does"):
   vae  encoder (+ from_rgb_encoder) with MSE + alpha*KL only (never the GAN gradient), prior with
        alpha*KL;
   dec  decoder and to_rgb with MSE(x_rec) + beta*BCE(D(x_rec), 1) + beta*BCE(D(x_prior), 1), the
@@ -23,7 +23,6 @@ from acvae.decoders import FCDecoder, MLPPrior
 from acvae.discriminators import FlatDiscriminator
 from acvae.encoders import W, FCEncoder
 from acvae.modules import frozen_bn_stats
-from common import data
 from common import logging as log
 from common.trainer import Phase
 
@@ -48,9 +47,6 @@ class CVAETrainer(FamilyTrainer):
                  Group("prior", self.nets["prior"], 1e-3, fresh_state=True, decay=False))
         self.make_optimizer("G", [Group("encoder", self.nets["encoder"], t.LR),
                                   Group("decoder", self.nets["decoder"], t.LR), prior])
-
-    def dataset(self):
-        return data.build(self.cfg.DATA)
 
     def phases(self):
         return [Phase("vae", self.vae_step, ["G"])]
@@ -101,9 +97,6 @@ class CVAEGANTrainer(FamilyTrainer):
         self.make_optimizer("D", [Group("from_rgb", self.nets["from_rgb"], t.LR / 2, b1),
                                   Group("disc", self.nets["disc"], m * t.LR / 2, b1)])
         self._z = self._recon = self._sample = None
-
-    def dataset(self):
-        return data.build(self.cfg.DATA)
 
     def phases(self):
         return [Phase("vae", self.vae_step, ["E"]), Phase("dec", self.dec_step, ["G"]),

@@ -8,9 +8,10 @@ Defaults are the wacv19 README's acvaegan stage-1 command; cfg/*.yml set each ex
 """
 from __future__ import annotations
 
-from acvae.sampling import add_sample_args, eval_samples, sample  # noqa: F401 (model hooks)
+from acvae.sampling import add_sample_args, eval_samples, sample
 from common import data
 from common.errors import ConfigError
+from common.models import ModelSpec
 
 NAME = "acvae"
 CELEBA_VARIANTS = ("cvae", "cgan", "cvaegan", "crvaegan", "acvaegan")
@@ -35,7 +36,7 @@ DEFAULTS = {
         "BATCH_SIZE": 128,
         "EPOCHS": 150,
         "LR": 1.0e-3,              # -LR
-        "BETA1": 0.5,              # -beta1: reaches only the D-side modules (spec section 4)
+        "BETA1": 0.5,              # -beta1: only the D-side modules; all others use 0.9
         "LR_STEP": 60,             # -step: LR *= LR_DECAY after every LR_STEP epochs
         "LR_DECAY": 0.5,           # -decayLR
         "LR_MULT": 1.0,            # -LR_mult: stage 2, for the modules taken from stage 1
@@ -132,3 +133,7 @@ def build(cfg, device):
     else:
         from acvae.train_mnist import MNISTTrainer as cls
     return cls(cfg, device)
+
+
+SPEC = ModelSpec(NAME, DEFAULTS, build, CHOICES, check_config, add_sample_args=add_sample_args,
+                 sample=sample, eval_samples=eval_samples)

@@ -42,16 +42,16 @@ if has data; then
     step python scripts/embed_captions.py --data-dir "$DATA/cub/birds" --out /tmp/birds \
         --only-present > "$out/embed_captions.log" 2>&1 || tail -5 "$out/embed_captions.log"
     # the write-back (host-decided at snapshots) does not replay in a CUDA graph
-    step python benchmarks/data_loop.py --model stackgan2 --cfg cfg/birds_3stages.yml --fast graphs \
+    step python benchmarks/data_loop.py --model stackgan_v2 --cfg cfg/birds_3stages.yml --fast graphs \
         --iters 200 --out "$out/data_stackgan2.json" TREE.BRANCH_NUM=1 DATA_DIR=/tmp/birds \
         TRAIN.EMA_WRITE_BACK=False \
         DATASET.CUB_DIR="$DATA/cub/CUB_200_2011" EMBEDDING_TYPE=char-ngram RUN.WORKERS=12 \
         > "$out/data_stackgan2.log" 2>&1; tail -3 "$out/data_stackgan2.log"
 fi
 if has models_b; then
-    bench stackgan_coco_s1 stackgan cfg/coco_s1.yml eager,fused,tf32,bf16,graphs+tf32,graphs+bf16
-    bench stackgan_coco_s2 stackgan cfg/coco_s2.yml eager,tf32,bf16,graphs+bf16
-    bench stackgan2_birds stackgan2 cfg/birds_3stages.yml eager,tf32,bf16,graphs+tf32,graphs+bf16 \
+    bench stackgan_coco_s1 stackgan_v1 cfg/coco_s1.yml eager,fused,tf32,bf16,graphs+tf32,graphs+bf16
+    bench stackgan_coco_s2 stackgan_v1 cfg/coco_s2.yml eager,tf32,bf16,graphs+bf16
+    bench stackgan2_birds stackgan_v2 cfg/birds_3stages.yml eager,tf32,bf16,graphs+tf32,graphs+bf16 \
         TRAIN.EMA_WRITE_BACK=False   # host-decided at snapshots: no CUDA graph replays it
     bench acvae_celeba64 acvae cfg/acvae_celeba64_acvaegan.yml \
         eager,fused,tf32,bf16,bf16+tf32,bf16+channels_last,compile+tf32,compile+bf16

@@ -124,7 +124,7 @@ def time_variant(module, cfg_path, overrides, device, batch, iters, warmup, prof
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="registry name: lrgan, stackgan, stackgan2, acvae, rpgan")
+    p.add_argument("--model", required=True, help="registry name: lrgan, stackgan_v1, stackgan_v2, acvae, rpgan")
     p.add_argument("--cfg", required=True)
     p.add_argument("--variants", default="eager,fused,channels_last,compile,graphs,graphs+compile",
                    help=f"comma-separated, from: {', '.join(VARIANTS)}")

@@ -47,18 +47,23 @@ def save(state: dict, path: str | Path) -> Path:
 
 def read(path: str | Path, what: str, map_location="cpu"):
     """`torch.load(weights_only=True)` of a file (a checkpoint or a foreign weights file), with
-    errors that name the file and say what it should have been."""
+    errors that name the file and say what it should have been. A ganrepro checkpoint's
+    "model" comes back as the current registry name (common.models.ALIASES)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: {what} not found")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # unpickling errors come in many types
         text = str(err).strip()
         first = text.splitlines()[0] if text else type(err).__name__
         if path.stat().st_size == 0:
             first = "the file is empty"
         raise CheckpointError(f"{path}: not a readable {what} ({first})") from None
+    if isinstance(obj, dict) and obj.get("format") == FORMAT and isinstance(obj.get("model"), str):
+        from common import models  # a checkpoint of a renamed model: its current name
+        obj["model"] = models.canonical(obj["model"])
+    return obj
 
 
 def strip_data_parallel(state: dict) -> dict:
@@ -218,9 +223,9 @@ def trainer_from_state(state: dict, device: str | torch.device = "cpu",
     if missing:
         raise CheckpointError(f"{source}: a ganrepro checkpoint without its {missing[0]!r} entry "
                               "(damaged or written by other code); it cannot rebuild its model")
-    module = models.module(state["model"])
-    cfg = models.load_config(module, state["config"], list(overrides or []), source)
-    trainer = module.build(cfg, torch.device(device))
+    declared = models.spec(state["model"])
+    cfg = models.load_config(state["model"], state["config"], list(overrides or []), source)
+    trainer = declared.build(cfg, torch.device(device))
     load_nets(trainer, state, source)
     for net in trainer.nets.values():
         net.eval()

@@ -127,13 +127,13 @@ def train_main(model: str, argv: list[str] | None = None) -> int:
 
 def _train(model: str, args) -> int:
     from common import train
-    mod = models.module(model)
+    declared = models.spec(model)
     overrides = list(args.overrides)
     if args.device:
         overrides.append(f"RUN.DEVICE={args.device}")
     if args.max_iters is not None:
         overrides.append(f"RUN.MAX_ITERS={args.max_iters}")
-    cfg = models.load_config(mod, args.cfg, overrides)
+    cfg = models.load_config(model, args.cfg, overrides)
     if args.dry_run:
         print(config_lib.to_yaml(cfg), end="")
         return 0
@@ -142,13 +142,13 @@ def _train(model: str, args) -> int:
                                           if dist.is_main() else None)
     if dist.is_main():
         check_writable(run_dir)
-    if hasattr(mod, "main_without_training") and \
-            mod.main_without_training(cfg, RunContext(args, device, run_dir)):
+    if declared.main_without_training is not None and \
+            declared.main_without_training(cfg, RunContext(args, device, run_dir)):
         return 0
     state = None
     if ckpt is not None:
         state = checkpoint.load(ckpt)
-        if state["model"] != getattr(mod, "NAME", model):
+        if state["model"] != declared.name:
             raise CheckpointError(f"{ckpt}: is a {state['model']!r} checkpoint, not {model!r}")
         changed = config_lib.differences(state["config"], cfg)
         if changed and not args.force_resume:
@@ -158,6 +158,6 @@ def _train(model: str, args) -> int:
     elif args.resume == "auto":
         print(f"--resume auto: no checkpoint in {run_dir}; starting a new run", flush=True)
     seed_everything(cfg.RUN.SEED)
-    trainer = mod.build(cfg, device)
+    trainer = declared.build(cfg, device)
     train.run(trainer, run_dir, state)
     return 0

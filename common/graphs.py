@@ -54,7 +54,7 @@ class PhaseGraphs:
         if not precision.graph_safe(loop.rc.PRECISION):
             raise ConfigError("RUN.CUDA_GRAPHS does not combine with fp16 (its gradient scaler "
                               "decides on the host); use bf16 or fp32", "RUN.CUDA_GRAPHS")
-        if not getattr(trainer, "cuda_graphs_safe", False):
+        if not trainer.cuda_graphs_safe:
             raise ConfigError(f"RUN.CUDA_GRAPHS: the {trainer.name} trainer does not declare its "
                               "phases graph-safe (cuda_graphs_safe)", "RUN.CUDA_GRAPHS")
         self.loop, self.warmup, self.warm = loop, warmup, 0

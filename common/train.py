@@ -27,7 +27,7 @@ from common.images import save_grid
 from common.precision import Precision
 from common.seeds import mix
 from common.trainer import (EpochScore, Phase, Progress, Trainer, preserved_buffers,
-                            update_ema)
+                            update_ema, write_back_ema)
 
 
 class StopRequest:
@@ -134,6 +134,7 @@ class Loop:
 
     def iteration(self, batch: dict) -> None:
         """One training iteration on a batch already on the device; counters advance."""
+        write_back_ema(self.trainer)  # the EMA's other half: Trainer.ema_write_back_due
         if self.graphs is not None:
             self.graphs.iteration(batch)
         else:

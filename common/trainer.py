@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from common import data
+
 # A phase returns one loss (backpropagated into the parameters of all its optimizers), a dict
 # {optimizer name: loss} (each loss reaches only that optimizer's parameters; one forward pass
 # can feed several networks this way), or None to skip its update this time (gating).
@@ -58,15 +60,17 @@ class Progress:
 class Trainer(abc.ABC):
     """Base of every paper's trainer. Subclasses set the attributes and methods below.
 
-    Required: `name`, `batch_size` (global, over all ranks), `epochs`, `dataset()`, `phases()`,
+    Required: `name`, `batch_size` (global, over all ranks), `epochs`, `phases()`,
     `generate(n, seed)`. Networks live in `self.nets`, optimizers in `self.optimizers`, LR
-    schedulers in `self.schedulers`; all of them go into checkpoints.
+    schedulers in `self.schedulers`; all of them go into checkpoints. The rest has defaults.
     """
 
-    name = ""                 # registry name of the model (common.models)
+    name = ""                 # registry name of the model (common.models.ModelSpec.name)
     generator = "G"           # the network that makes images (sampling prefers its EMA twin)
     batch_size = 64
     epochs = 1
+    cuda_graphs_safe = False  # the phases launch the same kernels every iteration, with no
+                              # host decisions, so RUN.CUDA_GRAPHS may capture them
 
     def __init__(self, cfg, device: torch.device):
         self.cfg = cfg
@@ -78,9 +82,10 @@ class Trainer(abc.ABC):
         self.progress = Progress()
 
     # ---- to override ------------------------------------------------------------------------
-    @abc.abstractmethod
     def dataset(self) -> Dataset:
-        """The training set; items are dicts (see common.data)."""
+        """The training set; items are dicts (see common.data). By default the config's DATA
+        section through the data-kind registry."""
+        return data.build(self.cfg.DATA)
 
     @abc.abstractmethod
     def phases(self) -> list[Phase]:
@@ -104,6 +109,15 @@ class Trainer(abc.ABC):
         """Whether the loop should also write a numbered snapshot now, after
         `self.progress.iteration` iterations: for schedules RUN.SNAPSHOT_EVERY cannot express
         (e.g. every N epochs, as in StackGAN v1). Must depend only on `self.progress`."""
+        return False
+
+    def ema_write_back_due(self) -> bool:
+        """Whether the loop should copy every EMA twin's parameters into its live network
+        (`add_ema`) before the next iteration's phases, `self.progress.iteration` iterations
+        done: StackGAN++'s write-back at its snapshots. Buffers and optimizer states stay as
+        they are. It runs after that iteration's checkpoints, which still hold the live network
+        of before, so a resume from them writes back the same way. Must depend only on
+        `self.progress`. Default: never."""
         return False
 
     def epoch_score(self) -> EpochScore | None:
@@ -158,6 +172,19 @@ def update_ema(ema: nn.Module, live: nn.Module, decay: float) -> None:
         torch._foreach_lerp_(e_params, l_params, 1.0 - decay)
     for eb, lb in zip(ema.buffers(), live.buffers()):
         eb.copy_(lb)
+
+
+@torch.no_grad()
+def write_back_ema(trainer: Trainer) -> bool:
+    """What the loop does before each iteration: when `trainer.ema_write_back_due()`, the live
+    parameters of every network with an EMA twin take the twin's values. True if it copied."""
+    if not trainer.ema or not trainer.ema_write_back_due():
+        return False
+    for name in trainer.ema:
+        for live, avg in zip(trainer.nets[name].parameters(),
+                             trainer.nets[name + "_ema"].parameters()):
+            live.copy_(avg)
+    return True
 
 
 @contextmanager

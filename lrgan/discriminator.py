@@ -1,4 +1,4 @@
-"""The LR-GAN discriminator: the DCGAN one (spec §3.1).
+"""The LR-GAN discriminator: the DCGAN one (docs/lrgan.md, "What is faithful").
 
 Bias-free convolutions; stride-2 stages from nsize down to 4x4 (no BatchNorm on the first),
 LeakyReLU(0.2), then a 4x4 convolution to one value. Layer names follow the original

@@ -1,7 +1,8 @@
 """Weight initialisation: the PyTorch 0.1.12/0.2 defaults the original ran with, or modern ones.
 
 The original's DCGAN `weights_init` calls are commented out, so its nets kept the framework's
-defaults of 2017 (spec §3.4), which differ from today's in two places:
+defaults of 2017 (docs/lrgan.md, "Faithful switches", MODEL.INIT), which differ from today's in
+two places:
 - BatchNorm weights were drawn from U(0, 1) (today: ones);
 - ConvTranspose weights and biases used U(+-1/sqrt(in_channels * k * k)) (today the fan-in is
   computed from out_channels).

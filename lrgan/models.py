@@ -1,6 +1,6 @@
 """The LR-GAN generator: an LSTM over per-step noise, a background generator G_b, one shared
 foreground generator G_f (appearance + mask heads), the pose head, and the "top" connections
-used when there are more than two steps (spec §1).
+used when there are more than two steps (docs/lrgan.md, "What is faithful").
 
 Sub-module names are those of the original `_netG` (Gbgc, Gbgi, Gfgc, Gfgi, Gfgm, Gtransform,
 encoderconv, encoderfc, nlnet, lstmcell; trunk layers named by their input size), so the state

@@ -3,7 +3,8 @@
 The original orders the outputs (x_s, x_r, x_t, y_r, y_s, y_t) and reads them row-major as
 T = [[x_s, x_r, x_t], [y_r, y_s, y_t]], a canvas -> source warp whose grid channels are
 (row, column) = (y, x). `affine_grid` wants (x, y): both the rows and the first two columns
-of T are swapped to get theta (spec §2.5; swapping only the rows would be wrong).
+of T are swapped to get theta (docs/lrgan.md, "What is faithful"; swapping only the rows would
+be wrong).
 """
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ import torch
 from common import data, losses
 from common.errors import ConfigError
 from common.logging import report
+from common.models import ModelSpec
 from common.trainer import Phase, Trainer, preserved_buffers
 from lrgan import decompose, init
 from lrgan.discriminator import Discriminator
@@ -134,9 +135,6 @@ class LRGANTrainer(Trainer):
                                                      betas=(t.BETA1, t.BETA2))
         self._fake = None
 
-    def dataset(self):
-        return data.build(self.cfg.DATA)
-
     def phases(self):
         return [Phase("D", self.d_step, ["D"]), Phase("G", self.g_step, ["G"])]
 
@@ -165,7 +163,8 @@ class LRGANTrainer(Trainer):
     @staticmethod
     def report_layers(layers: Layers) -> None:
         """Per-step mask coverage and pose: a collapse to all-background (mask -> 0) or
-        all-foreground (mask -> 1) shows here first (spec trap T17)."""
+        all-foreground (mask -> 1) shows here first; nothing in the loss prevents either
+        (docs/lrgan.md, "Training on the paper's datasets")."""
         for t, (mask, pose) in enumerate(zip(layers.masks, layers.poses), start=1):
             pose = pose.detach()
             report(f"layers/mask{t}", mask.detach().mean())
@@ -222,3 +221,7 @@ def sample(trainer: LRGANTrainer, args) -> dict:
         for name, images in decompose.layer_images(layers, trainer.cfg.MODEL.STNM_IMPL).items():
             pictures[name] = (images, args.nrow)
     return pictures
+
+
+SPEC = ModelSpec(NAME, DEFAULTS, build, CHOICES, check_config,
+                 add_sample_args=add_sample_args, sample=sample)

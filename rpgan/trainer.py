@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from common import data
 from common import logging as log
 from common.errors import ConfigError, DataError
+from common.models import ModelSpec
 from common.trainer import Phase, Trainer
 from rpgan import sampling
 from rpgan.models import Generator, full_image_discriminator, projected_discriminators
@@ -125,9 +126,6 @@ class RPGANTrainer(Trainer):
                 fused=fused)
 
     # ---- data and fresh start ---------------------------------------------------------------
-    def dataset(self):
-        return data.build(self.cfg.DATA)
-
     def start_fresh(self) -> None:
         """Load the projection bank of PROJ.FILTERS (once: a resumed run keeps the
         checkpoint's filters)."""
@@ -235,3 +233,7 @@ def load_generator(run_or_ckpt, device: str = "cpu"):
         raise CheckpointError(f"{path}: generator weights do not fit its config "
                               f"({str(err).splitlines()[0]})") from None
     return generator.to(device).eval(), state, path
+
+
+SPEC = ModelSpec(NAME, DEFAULTS, build, CHOICES, check_config,
+                 add_sample_args=add_sample_args, sample=sample)

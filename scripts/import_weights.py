@@ -40,7 +40,7 @@ def rpgan(argv: list[str]) -> int:
     p.add_argument("overrides", nargs="*", metavar="KEY.SUB=VALUE", help="config overrides")
     args = p.parse_intermixed_args(argv)
     try:
-        cfg = models.load_config(models.module("rpgan"), args.cfg, args.overrides)
+        cfg = models.load_config("rpgan", args.cfg, args.overrides)
         ckpt, counters = import_run(cfg, args.out, args.gmodel, args.bgmodel, args.dmodel,
                                     args.filters, argv=sys.argv)
     except UserError as err:

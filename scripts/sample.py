@@ -41,17 +41,17 @@ def main(argv=None) -> int:
     try:
         path = checkpoint.resolve(args.ckpt)
         state = checkpoint.load(path)
-        module = models.module(state["model"])
-        if hasattr(module, "add_sample_args"):
-            module.add_sample_args(parser)
+        declared = models.spec(state["model"])
+        if declared.add_sample_args is not None:
+            declared.add_sample_args(parser)
         parser.add_argument("-h", "--help", action="help", help="show this help and exit")
         args = parser.parse_args(argv)
         check_counts(args)
         dist.check_device(args.device, "--device")
         trainer = checkpoint.trainer_from_state(state, args.device, args.override, str(path))
         with torch.no_grad():
-            if hasattr(module, "sample"):
-                pictures = module.sample(trainer, args)
+            if declared.sample is not None:
+                pictures = declared.sample(trainer, args)
             else:
                 pictures = {"samples": (trainer.generate(args.n, args.seed, ema=not args.raw),
                                         args.nrow)}

@@ -3,8 +3,8 @@
 python scripts/train_stackgan.py --cfg cfg/coco_s1.yml [--out DIR] [--resume auto|PATH]
        [--device cpu|cuda] [--max-iters N] [--dry-run] [KEY.SUB=VALUE ...]
 
-A config with a top-level TREE section is StackGAN++ (model "stackgan2", stackgan/trainer_v2.py);
-any other is StackGAN v1 (model "stackgan", stackgan/trainer.py). With TRAIN.FLAG: False the
+A config with a top-level TREE section is StackGAN++ (model "stackgan_v2", stackgan/v2/); any
+other is StackGAN v1 (model "stackgan_v1", stackgan/v1/). With TRAIN.FLAG: False the
 run samples from NET_G instead of training (images go to the run directory).
 """
 import argparse
@@ -19,13 +19,13 @@ from common.cli import train_main  # noqa: E402
 
 
 def model_for(cfg_path: str | None) -> str:
-    """stackgan2 when the YAML file has a top-level TREE section, else stackgan. An unreadable
+    """stackgan_v2 when the YAML file has a top-level TREE section, else stackgan_v1. An unreadable
     file falls through to v1, whose config loader reports the problem with the file's name."""
     try:
         data = yaml.safe_load(Path(cfg_path).read_text())
     except (OSError, TypeError, yaml.YAMLError):
-        return "stackgan"
-    return "stackgan2" if isinstance(data, dict) and "TREE" in data else "stackgan"
+        return "stackgan_v1"
+    return "stackgan_v2" if isinstance(data, dict) and "TREE" in data else "stackgan_v1"
 
 
 def main(argv=None) -> int:

@@ -15,7 +15,8 @@ from pathlib import Path
 from common.errors import DataError
 from common.metrics import image_sets
 from common.reproduce.scoring import NAMES, Measured
-from stackgan import eval_v2
+from stackgan.v2 import config as v2_config
+from stackgan.v2 import sampling as v2_sampling
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,9 +36,9 @@ def prepare_birds(out: Path, data_dir: Path) -> dict:
 
 
 def branches(ctx) -> Measured:
-    if ctx.trainer.name != "stackgan2":      # the v1 arms have one output each
+    if ctx.trainer.name != v2_config.NAME:     # the v1 arms have one output each
         return Measured()
-    images = eval_v2.generate_images(ctx.trainer, ctx.budget.n, seed=0)
+    images = v2_sampling.generate_images(ctx.trainer, ctx.budget.n, seed=0)
     evaluator = ctx.evaluator(ctx.recipe.protocol, ("fid",))
     values, records = {}, []
     for branch in images:

@@ -1,13 +1,9 @@
-"""StackGAN v1 losses on discriminator logits (labels: real 1, fake 0, no smoothing).
+"""The loss terms both StackGAN versions compute, on discriminator logits.
 
-The original applies a sigmoid in D and nn.BCELoss; `form` (TRAIN.LOSS) picks that form
-(sigmoid_bce, the default) or BCE with logits, which differs where D is confident
-(common/losses.py).
-Stage-I (no unconditional head):
-  L_D = real + (wrong + fake) / 2
-Stage-II (conditional + unconditional heads):
-  L_D = (real + real_uncond) / 2 + (fake + wrong + fake_uncond) / 3
-Generator: L_G = BCE(D_c(fake), 1) [+ BCE(D_u(fake), 1)] + KL weight * KL(mu, logvar).
+Labels are real 1, fake 0, without smoothing. `form` (TRAIN.LOSS) is the BCE form of
+common/losses.py: sigmoid + nn.BCELoss as both originals (sigmoid_bce, the default) or BCE with
+logits, which differs where D is confident. The per-version combinations are in
+stackgan/v1/losses.py and stackgan/v2/losses.py.
 """
 from __future__ import annotations
 
@@ -17,32 +13,19 @@ from common.losses import bce
 
 
 def kl_loss(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) as the original computes it: the mean over the batch
+    """KL(N(mu, exp(logvar)) || N(0, I)) as both originals compute it: the mean over the batch
     AND the dimensions of -0.5 (1 + logvar - mu^2 - exp(logvar)) (not a sum over dimensions)."""
     return -0.5 * torch.mean(1 + logvar - mu.pow(2) - logvar.exp())
 
 
-def discriminator_loss(real: torch.Tensor, wrong: torch.Tensor, fake: torch.Tensor,
-                       real_uncond: torch.Tensor | None = None,
-                       fake_uncond: torch.Tensor | None = None,
-                       form: str = "sigmoid_bce") -> tuple[torch.Tensor, dict]:
-    """Total D loss and its parts (logged as the original's D_loss_real/wrong/fake)."""
-    err_real, err_wrong, err_fake = bce(real, 1.0, form), bce(wrong, 0.0, form), \
-        bce(fake, 0.0, form)
-    if real_uncond is None:
-        total = err_real + (err_fake + err_wrong) * 0.5
-        return total, {"real": err_real, "wrong": err_wrong, "fake": err_fake}
-    err_real_u, err_fake_u = bce(real_uncond, 1.0, form), bce(fake_uncond, 0.0, form)
-    total = (err_real + err_real_u) / 2.0 + (err_fake + err_wrong + err_fake_u) / 3.0
-    return total, {"real": (err_real + err_real_u) / 2.0, "wrong": err_wrong,
-                   "fake": (err_fake + err_fake_u) / 2.0}
+def matching_terms(real: torch.Tensor, wrong: torch.Tensor, fake: torch.Tensor,
+                   form: str = "sigmoid_bce") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The matching-aware terms of a conditional head, in this order: BCE(real pair, 1),
+    BCE(wrong pair, 0: a real picture with another caption), BCE(fake, 0)."""
+    return bce(real, 1.0, form), bce(wrong, 0.0, form), bce(fake, 0.0, form)
 
 
-def generator_adversarial_loss(fake: torch.Tensor,
-                               fake_uncond: torch.Tensor | None = None,
-                               form: str = "sigmoid_bce") -> torch.Tensor:
-    """Fakes labelled real by the conditional head (and the unconditional one, Stage-II)."""
-    loss = bce(fake, 1.0, form)
-    if fake_uncond is not None:
-        loss = loss + bce(fake_uncond, 1.0, form)
-    return loss
+def real_plus_half_mismatch(err_real: torch.Tensor, err_wrong: torch.Tensor,
+                            err_fake: torch.Tensor) -> torch.Tensor:
+    """real + (wrong + fake) / 2: v1's Stage-I D loss and StackGAN++'s with lambda_u = 0."""
+    return err_real + (err_fake + err_wrong) * 0.5

@@ -7,6 +7,10 @@ middle of an epoch and see exactly the batches an uninterrupted run would have s
 """
 from __future__ import annotations
 
+import atexit
+import functools
+import multiprocessing
+import os
 import random
 import signal
 from contextlib import contextmanager
@@ -96,12 +100,32 @@ class EpochSampler(Sampler):
             epoch, start = epoch + 1, 0
 
 
-def _ignore_stop_signals(worker_id: int) -> None:
+_parent_exiting = None  # a shared byte, set when this (main) process runs its exit handlers
+
+
+def _exit_flag():
+    """The flag the workers read; made once, before the first workers start."""
+    global _parent_exiting
+    if _parent_exiting is None:
+        _parent_exiting = multiprocessing.RawValue("b", 0)
+        # registered after multiprocessing's own exit handler, so it runs before that one
+        # terminates the (daemonic) workers
+        atexit.register(lambda: setattr(_parent_exiting, "value", 1))
+    return _parent_exiting
+
+
+def _leave_stops_to_the_main_process(parent_exiting, worker_id: int) -> None:
     """Loader workers leave SIGINT/SIGTERM to the main process: a signal sent to the whole
     process group (Ctrl-C, `kill -- -PGID`, a job scheduler) would otherwise kill the workers
-    first, and the main process would die on a dead worker instead of saving a checkpoint."""
+    first, and the main process would die on a dead worker instead of saving a checkpoint.
+    The main process ends its workers itself; a SIGTERM from its exit handlers (which
+    terminate the workers still running) is obeyed."""
+    def on_sigterm(signum, frame):
+        if parent_exiting.value:
+            os._exit(0)
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 class EpochLoader:
@@ -121,7 +145,9 @@ class EpochLoader:
                                  sampler=self.sampler, num_workers=workers,
                                  pin_memory=pin_memory, persistent_workers=workers > 0,
                                  prefetch_factor=4 if workers > 0 else None,
-                                 worker_init_fn=_ignore_stop_signals if workers > 0 else None,
+                                 worker_init_fn=functools.partial(
+                                     _leave_stops_to_the_main_process, _exit_flag())
+                                 if workers > 0 else None,
                                  generator=torch.Generator().manual_seed(seed))
 
     @property

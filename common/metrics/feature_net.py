@@ -27,6 +27,7 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 from common import data
 from common import config as config_lib
 from common.errors import ConfigError, DataError
+from common.models import ModelSpec
 from common.trainer import Phase, Trainer
 
 NAME = "common.metrics.feature_net"
@@ -391,3 +392,6 @@ def _write_json(path: Path, value: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(value, indent=1) + "\n")
     tmp.replace(path)
+
+
+SPEC = ModelSpec(NAME, DEFAULTS, build, CHOICES, check_config)

@@ -35,8 +35,7 @@ def to_uint8_rgb(images: torch.Tensor) -> torch.Tensor:
 
 
 def generator_kind(trainer, ema: bool) -> str:
-    module = models.module(trainer.name)
-    if hasattr(module, "eval_samples"):
+    if models.spec(trainer.name).eval_samples is not None:
         return f"eval_samples hook of {trainer.name} (conditions from the evaluation split)"
     has_ema = f"{trainer.generator}_ema" in trainer.nets
     return "EMA generator" if ema and has_ema else "generator (no EMA)" if not has_ema \
@@ -47,9 +46,9 @@ def generator_kind(trainer, ema: bool) -> str:
 def generated(trainer, n: int, seed: int, batch_size: int, ema: bool = True) -> Iterator[dict]:
     """Exactly `n` generated images in batches: dicts with "image" (uint8, on the trainer's
     device) and, for conditional models, the conditions their `eval_samples` hook used."""
-    module = models.module(trainer.name)
-    if hasattr(module, "eval_samples"):
-        source = module.eval_samples(trainer, n, seed, batch_size)
+    eval_samples = models.spec(trainer.name).eval_samples
+    if eval_samples is not None:
+        source = eval_samples(trainer, n, seed, batch_size)
     else:
         source = ({"image": trainer.generate(min(batch_size, n - start), mix(seed, i), ema)}
                   for i, start in enumerate(range(0, n, batch_size)))
@@ -194,9 +193,9 @@ def reference_for(trainer, spec: str, split: str, size: int = 0,
                                "--features RUN to compare with the feature network's own data")
         from common.metrics import project_features
         return reference_from_data(project_features.reference_data(features), split)
-    module = models.module(trainer.name)
-    if hasattr(module, "eval_reference"):
-        dataset = module.eval_reference(trainer, split)
+    eval_reference = models.spec(trainer.name).eval_reference
+    if eval_reference is not None:
+        dataset = eval_reference(trainer, split)
         plain = {k: v for k, v in config_lib.to_plain(trainer.cfg).items()
                  if k not in ("RUN", "EVAL")}
         return Reference({"kind": "model", "model": trainer.name, "split": split, "config": plain},

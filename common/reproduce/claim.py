@@ -18,11 +18,11 @@ def validate(recipe: Recipe, runs: list[runner.ArmRun], device: str | None) -> N
     """Every arm's config loads with its overrides, before anything is written."""
     for run in runs:
         extra = [f"RUN.DEVICE={device}"] if device else []
-        models.load_config(models.module(run.arm.model), run.cfg, [*run.overrides, *extra])
+        models.load_config(run.arm.model, run.cfg, [*run.overrides, *extra])
 
 
 def arm_config(run: runner.ArmRun) -> dict:
-    cfg = models.load_config(models.module(run.arm.model), run.cfg, list(run.overrides))
+    cfg = models.load_config(run.arm.model, run.cfg, list(run.overrides))
     return config_lib.to_plain(cfg)
 
 

@@ -13,6 +13,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from common import data
+from common.models import ModelSpec
 from tests.common import toy_model
 
 CLASSES = 5
@@ -150,3 +151,6 @@ if "painted_attributes" not in data.KINDS:
         """Images whose halves show two binary attributes (tests only)."""
         seed = spec.options["SEED"] + (0 if spec.split == "train" else 1)
         return PaintedAttributes(spec.options["LENGTH"], spec.image_size, seed)
+
+
+SPEC = ModelSpec(NAME, DEFAULTS, build, eval_samples=eval_samples)

@@ -93,10 +93,10 @@ def test_malformed_folders_and_paths_are_clear_errors(tmp_path):
      "--n 9: "),
 ])
 def test_evaluate_images_bad_input_is_one_line_and_exit_2(tmp_path, repo, capsys, args, message):
-    from tests.common.test_metrics_cli import load_script
+    from tests.conftest import load_script
     np.save(tmp_path / "rank3.npy", np.zeros((4, 8, 8), np.uint8))
     np.save(tmp_path / "ok.npy", np.zeros((4, 1, 8, 8), np.uint8))
-    evaluate = load_script(repo, "evaluate")
+    evaluate = load_script("evaluate")
     code = evaluate.main([a.format(tmp=tmp_path) for a in args] + ["--device", "cpu"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0]

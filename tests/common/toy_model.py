@@ -9,6 +9,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from common import data
+from common.models import ModelSpec
 from common.trainer import Phase, Trainer
 
 NAME = "tests.common.toy_model"
@@ -61,9 +62,6 @@ class ToyTrainer(Trainer):
         for name in ("G", "D"):
             self.optimizers[name] = torch.optim.Adam(self.nets[name].parameters(), t.LR, betas=(0.5, 0.999))
 
-    def dataset(self):
-        return data.build(self.cfg.DATA)
-
     def phases(self):
         return [Phase("D", self.d_step, ["D"]), Phase("G", self.g_step, ["G"])]
 
@@ -90,3 +88,6 @@ class ToyTrainer(Trainer):
 
 def build(cfg, device):
     return ToyTrainer(cfg, device)
+
+
+SPEC = ModelSpec(NAME, DEFAULTS, build, check_config=check_config)

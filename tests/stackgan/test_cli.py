@@ -1,36 +1,29 @@
 """End to end on the real CUB subset: embeddings from the real captions, Stage-I, Stage-II,
 sampling with TRAIN.FLAG False, and scripts/sample.py on the real example_captions.t7."""
-import importlib.util
 import json
 
 import pytest
 from PIL import Image
 
 from common.data.text_files import load_captions
+from tests.conftest import load_script
 
 TINY = ["GAN.GF_DIM=4", "GAN.DF_DIM=2", "GAN.CONDITION_DIM=6", "GAN.R_NUM=1", "Z_DIM=10",
         "TRAIN.BATCH_SIZE=4", "RUN.WORKERS=0", "RUN.SAMPLE_EVERY=0", "RUN.LOG_EVERY=1"]
 
 
-def load_script(repo, name):
-    spec = importlib.util.spec_from_file_location(name, repo / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_config_decides_the_version(repo, tmp_path):
-    script = load_script(repo, "train_stackgan")
+    script = load_script("train_stackgan")
     (tmp_path / "v2.yml").write_text("CONFIG_NAME: '3stages'\nTREE:\n    BRANCH_NUM: 3\n")
-    assert script.model_for(str(tmp_path / "v2.yml")) == "stackgan2"
-    assert script.model_for(str(repo / "cfg" / "coco_s1.yml")) == "stackgan"
-    assert script.model_for(str(tmp_path / "missing.yml")) == "stackgan"
+    assert script.model_for(str(tmp_path / "v2.yml")) == "stackgan_v2"
+    assert script.model_for(str(repo / "cfg" / "coco_s1.yml")) == "stackgan_v1"
+    assert script.model_for(str(tmp_path / "missing.yml")) == "stackgan_v1"
 
 
 @pytest.mark.slow
 def test_train_then_sample_on_real_cub(repo, shared_data, tmp_path, cli, capsys):
     cub = shared_data / "cub"
-    embed = load_script(repo, "embed_captions").main
+    embed = load_script("embed_captions").main
     assert embed(["--data-dir", str(cub / "birds"), "--out", str(tmp_path / "birds"),
                   "--only-present"]) == 0
     data = [f"DATA_DIR={tmp_path / 'birds'}", f"DATASET.CUB_DIR={cub / 'CUB_200_2011'}",
@@ -43,7 +36,7 @@ def test_train_then_sample_on_real_cub(repo, shared_data, tmp_path, cli, capsys)
     assert rows[-1]["iteration"] == 2 and {"D_loss_wrong", "G_loss", "KL_loss"} <= set(rows[-1])
     assert (s1 / "checkpoints" / "last.pt").is_file() and (s1 / "samples" / "reals.png").is_file()
 
-    train = load_script(repo, "train_stackgan").main      # in-process: one import less
+    train = load_script("train_stackgan").main      # in-process: one import less
     assert train(["--cfg", str(repo / "cfg" / "birds_s2.yml"), "--out", str(tmp_path / "bad"),
                   "--device", "cpu", "--max-iters", "1", "STAGE1_G=", *TINY, *data]) == 2
     assert "Stage-II training needs the trained Stage-I generator" in capsys.readouterr().err

@@ -5,7 +5,7 @@ import torch
 from common import checkpoint, models
 from common.data import EpochLoader
 from common.errors import CheckpointError, ConfigError
-from stackgan import trainer as sg
+from stackgan.v1 import model as sg
 from tests.common.data.textdata import tiny_birds
 
 TINY = ["GAN.GF_DIM=4", "GAN.DF_DIM=2", "GAN.CONDITION_DIM=6", "GAN.R_NUM=1", "Z_DIM=10",

@@ -1,16 +1,19 @@
-"""StackGAN v1 networks: shapes, parameter counts against the spec, CA behaviour, key names."""
+"""StackGAN v1 networks: shapes, parameter counts of the original networks, CA behaviour, key
+names."""
 import pytest
 import torch
 
-from stackgan.v1 import CANet, DLogits, Stage1D, Stage1G, Stage2D, Stage2G, init_weights
+from stackgan.v1.networks import (CANet, DLogits, Stage1D, Stage1G, Stage2D, Stage2G,
+                                   init_weights)
 
 
 def count(module, trainable_only=False):
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
-# spec section 1.7: (GF_DIM, DF_DIM, R_NUM) -> CA, Stage-I G, Stage-I D, Stage-II G (trainable),
-# Stage-II D; COCO configs and the config.py defaults (the birds widths)
+# the original networks' counts (docs/stackgan.md, "Measured"): (GF_DIM, DF_DIM, R_NUM) -> CA,
+# Stage-I G, Stage-I D, Stage-II G (trainable), Stage-II D; COCO configs and the config.py
+# defaults (the birds widths)
 SPEC_COUNTS = {
     (192, 96, 2): (262_400, 20_020_832, 12_407_425, 37_130_480, 159_889_538),
     (128, 64, 4): (262_400, 10_301_248, 5_715_713, 26_290_080, 71_269_122),

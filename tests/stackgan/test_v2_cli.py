@@ -1,7 +1,6 @@
 """StackGAN++ end to end: the training CLI on the real CUB subset (embeddings written by
 scripts/embed_captions.py from the real captions) and on an image folder, TRAIN.FLAG False
 evaluation files, and scripts/sample.py on the checkpoints."""
-import importlib.util
 import json
 import pickle
 from types import SimpleNamespace
@@ -12,18 +11,12 @@ import torch
 from PIL import Image
 
 from common import checkpoint, models
-from stackgan import eval_v2
+from stackgan.v2 import sampling
+from tests.conftest import load_script
 
 TINY = ["GAN.GF_DIM=4", "GAN.DF_DIM=2", "GAN.Z_DIM=6", "GAN.EMBEDDING_DIM=4", "GAN.R_NUM=1",
         "TRAIN.BATCH_SIZE=2", "TRAIN.VIS_COUNT=4", "TRAIN.SNAPSHOT_INTERVAL=2", "WORKERS=0",
         "RUN.LOG_EVERY=1", "RUN.PROGRESS=lines"]
-
-
-def load_script(repo, name):
-    spec = importlib.util.spec_from_file_location(name, repo / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def keep_first(split_dir, count):
@@ -38,7 +31,7 @@ def keep_first(split_dir, count):
 
 def evaluate(run_dir, net_g, *overrides):
     """TRAIN.FLAG False through the model's hook, in-process (one interpreter start less)."""
-    module = models.module("stackgan2")
+    module = models.module("stackgan_v2")
     cfg = models.load_config(module, run_dir / "config.yml",
                              ["TRAIN.FLAG=False", f"TRAIN.NET_G={net_g}", *overrides])
     ctx = SimpleNamespace(args=SimpleNamespace(out=None), device=torch.device("cpu"),
@@ -49,7 +42,7 @@ def evaluate(run_dir, net_g, *overrides):
 @pytest.mark.slow
 def test_conditional_cli_on_real_cub(repo, shared_data, tmp_path, cli):
     cub = shared_data / "cub"
-    embed = load_script(repo, "embed_captions").main
+    embed = load_script("embed_captions").main
     birds = tmp_path / "birds"
     assert embed(["--data-dir", str(cub / "birds"), "--out", str(birds), "--only-present",
                   "--dim", "32"]) == 0
@@ -82,7 +75,7 @@ def test_conditional_cli_on_real_cub(repo, shared_data, tmp_path, cli):
 
     # metric batches: evaluation-split captions in order, cycling (several samples per caption)
     trainer, _ = checkpoint.load_trainer(run)
-    batches = list(eval_v2.eval_samples(trainer, 24, 0, 8))
+    batches = list(sampling.eval_samples(trainer, 24, 0, 8))
     assert [b["image"].shape[0] for b in batches] == [8, 8, 8]
     assert batches[0]["key"][0] == key and batches[2]["caption_index"].tolist()[4:] == [0, 1, 2, 3]
     assert batches[0]["embedding"].shape == (8, 32)
@@ -113,5 +106,5 @@ def test_unconditional_cli_on_an_image_folder(repo, shared_data, tmp_path, cli):
     singles = sorted((run / "checkpoints" / "iteration2" / "train" / "single").iterdir())
     assert [p.name for p in singles] == ["0_256.png", "1_256.png"]  # int(3 / batch 2) batches
     trainer, _ = checkpoint.load_trainer(run)       # what common.metrics does
-    batches = list(eval_v2.eval_samples(trainer, 5, 0, 2))
+    batches = list(sampling.eval_samples(trainer, 5, 0, 2))
     assert [b["image"].shape for b in batches] == [(2, 3, 256, 256)] * 2 + [(1, 3, 256, 256)]

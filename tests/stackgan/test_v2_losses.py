@@ -4,7 +4,8 @@ import math
 import torch
 from torch import nn
 
-from stackgan import losses_v2
+from stackgan import losses as shared
+from stackgan.v2 import losses
 
 
 def hand_mean_cov(img):
@@ -23,7 +24,7 @@ def hand_mean_cov(img):
 def test_mean_covariance_against_a_hand_computation():
     torch.manual_seed(0)
     img = torch.rand(2, 3, 3, 4) * 2 - 1
-    mu, cov = losses_v2.mean_covariance(img)
+    mu, cov = losses.mean_covariance(img)
     hmu, hcov = hand_mean_cov(img)
     assert torch.allclose(mu.view(2, 3), hmu, atol=1e-6)
     assert torch.allclose(cov, hcov, atol=1e-6)
@@ -34,7 +35,7 @@ def test_color_consistency_against_a_hand_computation():
     fakes = [torch.rand(2, 3, s, s, requires_grad=True) * 2 - 1 for s in (2, 4, 8)]
     fakes = [f.detach().requires_grad_(True) for f in fakes]
     alpha = 50.0
-    terms = losses_v2.color_consistency(fakes, alpha)
+    terms = losses.color_consistency(fakes, alpha)
     m = [hand_mean_cov(f.detach()) for f in fakes]
 
     def mse(a, b):
@@ -55,15 +56,15 @@ def test_color_consistency_against_a_hand_computation():
 
 def test_color_consistency_pairs_by_branch_count():
     one = [torch.zeros(1, 3, 2, 2)]
-    assert losses_v2.color_consistency(one, 50.0) == {}
+    assert losses.color_consistency(one, 50.0) == {}
     two = one + [torch.zeros(1, 3, 4, 4)]
-    assert set(losses_v2.color_consistency(two, 50.0)) == {"like_mu2", "like_cov2"}
+    assert set(losses.color_consistency(two, 50.0)) == {"like_mu2", "like_cov2"}
 
 
 def test_kl_is_an_elementwise_mean():
     mu, logvar = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
     hand = -0.5 * ((1 + 0 - 1 - 1) + (1 + 1 - 0 - torch.e)) / 2
-    assert torch.isclose(losses_v2.kl_loss(mu, logvar), torch.tensor(hand))
+    assert torch.isclose(shared.kl_loss(mu, logvar), torch.tensor(hand))
 
 
 class Fixed(nn.Module):
@@ -86,11 +87,11 @@ def test_conditional_d_labels_wrong_images_real_for_the_uncond_head():
     p = [torch.sigmoid(x) for x in lc]
     q = [torch.sigmoid(x) for x in lu]
     one, zero = torch.ones(2), torch.zeros(2)
-    out = losses_v2.d_loss_conditional(d, real, wrong, fake, None, 1.0)
+    out = losses.d_loss_conditional(d, real, wrong, fake, None, 1.0)
     expected = (bce(p[0], one) + bce(q[0], one) + bce(p[1], zero) + bce(q[1], one)
                 + bce(p[2], zero) + bce(q[2], zero))
     assert torch.isclose(out["total"], expected, rtol=1e-5)
-    out0 = losses_v2.d_loss_conditional(d, real, wrong, fake, None, 0.0)
+    out0 = losses.d_loss_conditional(d, real, wrong, fake, None, 0.0)
     expected0 = bce(p[0], one) + 0.5 * (bce(p[1], zero) + bce(p[2], zero))
     assert torch.isclose(out0["total"], expected0, rtol=1e-5)
 
@@ -99,12 +100,12 @@ def test_generator_adversarial_and_unconditional_d():
     d = Fixed({0: [torch.tensor([0.2, -0.4]), torch.tensor([1.0, 0.0])],
                1: [torch.tensor([0.3, 0.3])]})
     bce, one, zero = nn.BCELoss(), torch.ones(2), torch.zeros(2)
-    g = losses_v2.g_adversarial(d, torch.zeros(2, 1), torch.zeros(2, 3), 2.0)
+    g = losses.g_adversarial(d, torch.zeros(2, 1), torch.zeros(2, 3), 2.0)
     expected = bce(torch.sigmoid(torch.tensor([0.2, -0.4])), one) \
         + 2.0 * bce(torch.sigmoid(torch.tensor([1.0, 0.0])), one)
     assert torch.isclose(g, expected, rtol=1e-5)
     du = Fixed({0: [torch.tensor([0.5, 0.5])], 1: [torch.tensor([-0.5, 0.1])]})
-    out = losses_v2.d_loss_unconditional(du, torch.zeros(2, 1), torch.ones(2, 1))
+    out = losses.d_loss_unconditional(du, torch.zeros(2, 1), torch.ones(2, 1))
     expected = bce(torch.sigmoid(torch.tensor([0.5, 0.5])), one) \
         + bce(torch.sigmoid(torch.tensor([-0.5, 0.1])), zero)
     assert torch.isclose(out["total"], expected, rtol=1e-5)
@@ -118,13 +119,13 @@ def test_every_term_takes_the_loss_form():
     # conditional: real (1, 1), wrong (0, 1), fake (0, 0); the fake's cond head is sure
     d = Fixed({0: [high, high], 1: [low, high], 2: [sure, low]})
     inputs = [torch.full((1, 1), float(i)) for i in range(3)]
-    totals = [losses_v2.d_loss_conditional(d, *inputs, None, 1.0, form)["total"]
+    totals = [losses.d_loss_conditional(d, *inputs, None, 1.0, form)["total"]
               for form in forms]
     assert math.isclose((totals[0] - totals[1]).item(), 80.0, rel_tol=1e-4)
     du = Fixed({0: [high], 1: [sure]})
-    totals = [losses_v2.d_loss_unconditional(du, inputs[0], inputs[1], form)["total"]
+    totals = [losses.d_loss_unconditional(du, inputs[0], inputs[1], form)["total"]
               for form in forms]
     assert math.isclose((totals[0] - totals[1]).item(), 80.0, rel_tol=1e-4)
     dg = Fixed({0: [far, far]})
-    g = [losses_v2.g_adversarial(dg, inputs[0], torch.zeros(1, 3), 2.0, form) for form in forms]
+    g = [losses.g_adversarial(dg, inputs[0], torch.zeros(1, 3), 2.0, form) for form in forms]
     assert g[0].item() == 300.0 and math.isclose(g[1].item(), 360.0)

@@ -4,7 +4,7 @@ import torch
 from easydict import EasyDict
 
 from common import checkpoint
-from stackgan import v2
+from stackgan.v2 import networks as v2
 
 
 def gan_cfg(conditional=True, gf=64, df=64, z=100, c=128, r=2):
@@ -16,7 +16,8 @@ def count(module):
     return sum(p.numel() for p in module.parameters())
 
 
-# specs/stackgan.md section 3.6 (birds config: GF = DF = 64, C = 128, R = 2, T = 1024)
+# the original networks' counts (docs/stackgan_v2.md, "Measured"; birds config: GF = DF = 64,
+# C = 128, R = 2, T = 1024)
 @pytest.mark.parametrize("conditional, g, d64, d128, d256", [
     (True, 21_239_696, 5_723_906, 18_834_178, 71_269_122),
     (False, 16_472_208, 2_765_569, 15_875_841, 68_310_785),

@@ -4,7 +4,9 @@ import torch
 from torch.utils.data import Dataset
 
 from common import models, train
-from stackgan import eval_v2
+from common.seeds import mix
+from common.trainer import write_back_ema
+from stackgan.v2 import sampling
 
 TINY = ["GAN.GF_DIM=4", "GAN.DF_DIM=2", "GAN.Z_DIM=6", "GAN.EMBEDDING_DIM=4", "GAN.R_NUM=1",
         "TEXT.DIMENSION=12", "TRAIN.BATCH_SIZE=2", "TRAIN.VIS_COUNT=4", "RUN.WORKERS=0",
@@ -37,7 +39,7 @@ class PairsInMemory(Dataset):
 
 
 def make_trainer(conditional=True, extra=()):
-    module = models.module("stackgan2")
+    module = models.module("stackgan_v2")
     overrides = TINY + [f"GAN.B_CONDITION={conditional}", "TRAIN.COEFF.UNCOND_LOSS=1.0",
                         "TRAIN.COEFF.COLOR_LOSS=50.0", *extra]
     cfg = models.load_config(module, None, overrides)
@@ -107,13 +109,13 @@ def test_ema_differs_from_live_and_is_what_sampling_uses(conditional_run):
     assert trainer.sampling_net() is ema
     assert any(not torch.equal(a, b) for a, b in zip(g.parameters(), ema.parameters()))
     emb = torch.randn(4, 12)
-    with_ema = eval_v2.conditioned_batches(trainer, 4, 7, 4, emb.numpy())
+    with_ema = sampling.conditioned_batches(trainer, 4, 7, 4, emb.numpy())
     images, _, _ = next(with_ema)
-    live, _, _ = next(eval_v2.conditioned_batches(trainer, 4, 7, 4, emb.numpy(), ema=False))
+    live, _, _ = next(sampling.conditioned_batches(trainer, 4, 7, 4, emb.numpy(), ema=False))
     assert not torch.allclose(images[-1], live[-1])
     # the same seed and the EMA network, run by hand, give the same pictures
-    z = eval_v2._noise(4, 6, eval_v2.mix(7, 0, 1))
-    by_hand = eval_v2.run_generator(trainer, z, emb, eval_v2.mix(7, 0, 2))
+    z = sampling.seeded_noise(4, 6, mix(7, 0, 1))
+    by_hand = sampling.run_generator(trainer, z, emb, mix(7, 0, 2))
     assert torch.equal(by_hand[-1], images[-1])
     assert [im.shape[-1] for im in images] == [64, 128, 256]
 
@@ -127,10 +129,10 @@ def test_ema_write_back_switch(write_back):
             p.add_(0.5)
     ema = snapshot(trainer.nets["G_ema"])
     trainer.progress.iteration = 1      # not a snapshot iteration: nothing is written back
-    trainer._maybe_write_back()         # (the first thing the D phase does)
+    write_back_ema(trainer)             # (what the loop does before an iteration's phases)
     assert not torch.equal(next(trainer.nets["G"].parameters()), ema[0])
     trainer.progress.iteration = 2      # right after the snapshot of iteration 2
-    trainer._maybe_write_back()
+    write_back_ema(trainer)
     same = all(torch.equal(a, b) for a, b in zip(trainer.nets["G"].parameters(), ema))
     assert same == write_back
 
@@ -153,7 +155,7 @@ def test_after_a_snapshot_the_live_g_takes_the_average(write_back, tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(live, average))
     buffers = [b.clone() for b in g.buffers()]
     moments = [s["exp_avg"].clone() for s in trainer.optimizers["G"].state.values()]
-    trainer._maybe_write_back()               # the first thing iteration 3's D phase does
+    write_back_ema(trainer)                   # what the loop does first in iteration 3
     now = snapshot(g)
     assert all(torch.equal(a, b) for a, b in zip(now, average if write_back else live))
     assert all(torch.equal(a, b) for a, b in zip(buffers, g.buffers()))
@@ -163,7 +165,7 @@ def test_after_a_snapshot_the_live_g_takes_the_average(write_back, tmp_path):
     with torch.no_grad():
         for p in g.parameters():
             p.add_(1.0)
-    trainer._maybe_write_back()
+    write_back_ema(trainer)
     assert not any(torch.equal(a, b) for a, b in zip(g.parameters(), average))
 
 
@@ -190,7 +192,7 @@ def test_loss_form_switch_default_sigmoid_bce():
 
 
 def test_config_maps_the_original_loop_keys():
-    module = models.module("stackgan2")
+    module = models.module("stackgan_v2")
     cfg = models.load_config(module, None, ["TRAIN.SNAPSHOT_INTERVAL=300", "WORKERS=3",
                                             "GPU_ID='3'", "RUN.CKPT_EVERY=50"])
     assert (cfg.RUN.SNAPSHOT_EVERY, cfg.RUN.SAMPLE_EVERY, cfg.RUN.CKPT_EVERY) == (300, 300, 50)
@@ -226,7 +228,7 @@ def test_resume_with_write_back_matches_an_uninterrupted_run(tmp_path):
 def test_bad_configs_name_the_key(overrides, key):
     from common.errors import ConfigError
     with pytest.raises(ConfigError) as err:
-        models.load_config(models.module("stackgan2"), None, overrides)
+        models.load_config(models.module("stackgan_v2"), None, overrides)
     assert err.value.key == key and "command line" in str(err.value)
 
 
@@ -234,15 +236,15 @@ def test_bad_configs_name_the_key(overrides, key):
 def test_the_default_write_back_names_itself_in_conflicts(override):
     from common.errors import ConfigError
     with pytest.raises(ConfigError, match="on by default") as err:
-        models.load_config(models.module("stackgan2"), None, [override])
+        models.load_config(models.module("stackgan_v2"), None, [override])
     assert err.value.key == "TRAIN.EMA_WRITE_BACK" and "EMA_WRITE_BACK False" in str(err.value)
-    models.load_config(models.module("stackgan2"), None, [override, "TRAIN.EMA_WRITE_BACK=False"])
+    models.load_config(models.module("stackgan_v2"), None, [override, "TRAIN.EMA_WRITE_BACK=False"])
 
 
 def test_evaluation_needs_net_g_and_bad_data_is_named(tmp_path):
     from types import SimpleNamespace
     from common.errors import ConfigError, DataError
-    module = models.module("stackgan2")
+    module = models.module("stackgan_v2")
     cfg = models.load_config(module, None, TINY + ["TRAIN.FLAG=False"])
     ctx = SimpleNamespace(args=SimpleNamespace(out=None), device=torch.device("cpu"),
                           run_dir=tmp_path)
@@ -260,7 +262,7 @@ def test_evaluation_needs_net_g_and_bad_data_is_named(tmp_path):
 
 def test_original_checkpoint_files_load(tmp_path):
     """netG_<iteration>.pth / netD<i>.pth as the original saved them (DataParallel keys)."""
-    from stackgan.weights_v2 import generator_weights
+    from stackgan.v2.weights import generator_weights
     source = make_trainer(True)
     with torch.no_grad():
         for p in source.nets["G"].parameters():
@@ -308,7 +310,7 @@ GAN:
 
 
 def test_an_original_style_yml_and_the_shipped_configs_load(repo, tmp_path):
-    module = models.module("stackgan2")
+    module = models.module("stackgan_v2")
     path = tmp_path / "eval_dog.yml"
     path.write_text(ORIGINAL_EVAL_YML)
     cfg = models.load_config(module, path)

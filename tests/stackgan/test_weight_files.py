@@ -3,7 +3,10 @@
 readers must take them with weights_only=True."""
 import torch
 
-from stackgan import v1, v2, weights, weights_v2
+from stackgan.v1 import networks as v1
+from stackgan.v1 import weights as v1_weights
+from stackgan.v2 import networks as v2
+from stackgan.v2 import weights as v2_weights
 
 
 def legacy_save(state: dict, path, prefix: str = "") -> None:
@@ -22,7 +25,7 @@ def test_a_legacy_v2_generator_with_data_parallel_keys(tmp_path):
     path = tmp_path / "netG_210000.pth"
     legacy_save(original.state_dict(), path, prefix="module.")
     assert not path.read_bytes().startswith(b"PK")   # not a zip archive: the old format
-    tensors, iteration = weights_v2.generator_weights(path)
+    tensors, iteration = v2_weights.generator_weights(path)
     assert iteration == 210000 and not any(k.startswith("module.") for k in tensors)
     torch.manual_seed(1)
     fresh = v2.TreeGenerator(2, 4, 6, 4, 8, 1, True)
@@ -35,11 +38,11 @@ def test_a_legacy_v1_stage2_file_as_net_g_and_stage1_g(tmp_path):
     original = v1.Stage2G(v1.Stage1G(10, 6, 32, 4), 8, 6, 32, 2)
     path = tmp_path / "netG_epoch_90.pth"
     legacy_save(original.state_dict(), path, prefix="module.")
-    state = weights.load_state(path, "G", "NET_G")
+    state = v1_weights.load_state(path, "G", "NET_G")
     torch.manual_seed(1)
     fresh = v1.Stage2G(v1.Stage1G(10, 6, 32, 4), 8, 6, 32, 2)
-    weights.load_into(fresh, state, path, "NET_G")
+    v1_weights.load_into(fresh, state, path, "NET_G")
     assert_same(fresh, original.state_dict())
     stage1 = v1.Stage1G(10, 6, 32, 4)
-    weights.load_into(stage1, weights.stage1_part(state), path, "STAGE1_G")
+    v1_weights.load_into(stage1, v1_weights.stage1_part(state), path, "STAGE1_G")
     assert_same(stage1, original.STAGE1_G.state_dict())

@@ -88,3 +88,32 @@ def test_loader_errors():
         EpochLoader(RandomItems(), 64, name="dataset RandomItems")
     with pytest.raises(DataError, match="not divisible by the 3 processes"):
         EpochLoader(RandomItems(), 8, world=3)
+
+
+EXIT_WITH_A_LIVE_WORKER = """
+import sys
+sys.path.insert(0, {repo!r})
+import torch
+from torch.utils.data import Dataset
+from common.data.loader import EpochLoader
+class Items(Dataset):
+    def __len__(self):
+        return 64
+    def __getitem__(self, i):
+        return {{"image": torch.zeros(2)}}
+batches = EpochLoader(Items(), 8, workers=1).from_iteration(0)
+next(batches)
+print("exiting", flush=True)
+"""
+
+
+def test_a_process_exits_while_its_loader_worker_still_runs(repo, tmp_path):
+    """The workers ignore a process-group SIGTERM (the main process stops the run), but obey the
+    one multiprocessing's exit handler sends to workers still running: no hang at exit."""
+    import subprocess
+    import sys
+    script = tmp_path / "exit.py"
+    script.write_text(EXIT_WITH_A_LIVE_WORKER.format(repo=str(repo)))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "exiting" in done.stdout, done.stderr

@@ -1,4 +1,4 @@
-"""TRAIN.NET_G / TRAIN.NET_D: generator and discriminator weights from files.
+"""StackGAN++ TRAIN.NET_G / TRAIN.NET_D: generator and discriminator weights from files.
 
 Accepted: the original's files (`netG_<iteration>.pth` and `<prefix><i>.pth`, plain state dicts
 whose keys carry DataParallel's `module.` prefix; the released models are of this kind) and

@@ -1,4 +1,5 @@
-"""Images from caption embeddings: TRAIN.FLAG False, scripts/sample.py and the metrics hook.
+"""StackGAN v1 images from caption embeddings: TRAIN.FLAG False files, scripts/sample.py and
+the metrics hook. Every function takes the trainer whose G draws (stackgan/v1/model.py builds it).
 
 Caption sources (SAMPLE.CAPTIONS, or --captions of sample.py):
   auto        <DATA_DIR>/test/val_captions.t7 when it exists (the original sampler), else test
@@ -18,13 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import dist
-from common.seeds import mix
 from common.data.t7captions import read_caption_file
 from common.data.text_files import load_captions, load_split
 from common.errors import ConfigError, DataError
 from common.images import save_grid, save_png
 from common.logging import log
+from common.seeds import mix
 
 
 @dataclass
@@ -114,26 +114,16 @@ def eval_samples(trainer, n: int, seed: int = 0, batch_size: int = 64):
             return
 
 
-def main_without_training(cfg, ctx) -> bool:
-    """TRAIN.FLAG: False: one PNG per caption (x NUM_COPY) from NET_G, plus grids."""
-    if cfg.TRAIN.FLAG:
-        return False
-    if not dist.is_main():      # one writer under torchrun
-        return True
-    from stackgan import weights
-    from stackgan.trainer import StackGANTrainer
-    if not cfg.NET_G:
-        raise ConfigError("TRAIN.FLAG is False (sampling) but NET_G is empty; set NET_G to a "
-                          "run directory, a checkpoint or an original netG_epoch_*.pth", "NET_G")
-    trainer = StackGANTrainer(cfg, ctx.device, with_discriminator=False)
-    weights.load_into(trainer.nets["G"], weights.load_state(cfg.NET_G, "G", "NET_G"),
-                      cfg.NET_G, "NET_G")
+def write_samples(trainer, out: Path) -> None:
+    """TRAIN.FLAG: False's files from the trainer's G: one PNG per caption (x NUM_COPY) under
+    out/single, grids under out/grids, and out/captions.txt (name, sentence)."""
+    cfg = trainer.cfg
     captions = resolve_captions(cfg, cfg.SAMPLE.CAPTIONS)
     if cfg.SAMPLE.MAX_CAPTIONS:
         keep = cfg.SAMPLE.MAX_CAPTIONS
         captions = Captions(captions.names[:keep], captions.embeddings[:keep],
                             captions.texts[:keep])
-    out, copies = Path(ctx.run_dir), cfg.SAMPLE.NUM_COPY
+    copies = cfg.SAMPLE.NUM_COPY
     out.mkdir(parents=True, exist_ok=True)
     (out / "captions.txt").write_text("".join(f"{name}\t{text}\n" for name, text in
                                               zip(captions.names, captions.texts)))
@@ -153,7 +143,6 @@ def main_without_training(cfg, ctx) -> bool:
             save_grid(torch.stack(row), out / "grids" / f"{captions.names[i]}.png", copies)
     log(f"wrote {written} images for {len(captions.names)} captions x {copies} to "
         f"{out / 'single'}" + (f" and grids to {out / 'grids'}" if cfg.SAMPLE.GRID else ""))
-    return True
 
 
 def add_sample_args(parser) -> None:

@@ -1,9 +1,9 @@
-"""StackGAN++ training data: the v2 multi-size crop, and unconditional image folders.
+"""StackGAN++ training data: the v2 multi-size crop, unconditional image folders, text pairs.
 
-v2 transform (spec 5.4): resize the shorter side to int(S * 76 / 64) (S = largest branch size,
-aspect kept, bilinear), random S x S crop, random horizontal flip, then bilinear downscales of
-that same crop to every smaller branch size. Items carry "images" (smallest first) and "image"
-(the largest, which the common loop shows in samples/reals.png).
+The v2 transform (docs/stackgan_v2.md, "Data"): resize the shorter side to int(S * 76 / 64)
+(S = the largest branch size, aspect kept, bilinear), random S x S crop, random horizontal flip,
+then bilinear downscales of that same crop to every smaller branch size. Items carry "images"
+(smallest first) and "image" (the largest, which the common loop shows in samples/reals.png).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from common.data.folders import scan_folder
 from common.data.imageio import load_image
 from common.data.transforms import to_tensor
 from common.errors import DataError
+from stackgan import text_data
 
 
 def branch_sizes(base_size: int, branches: int) -> list[int]:
@@ -85,26 +86,6 @@ def training_set(cfg, sizes: list[int]) -> Dataset:
 
 
 def text_set(cfg, split: str, sizes: list[int]) -> Dataset:
-    """v2 text data: shorter-side resize, random crop and flip, a wrong image resampled once on a
-    class collision, one random caption per load; the CUB bbox crop by DATASET.BBOX_CROP (auto:
-    when DATA_DIR contains 'birds', the original rule), CUB_200_2011 under DATA_DIR unless
-    DATASET.CUB_DIR says otherwise."""
-    from common.data.text import BBOX_RULES, build_text_dataset
-    from common.logging import log
-    if not cfg.DATA_DIR:
-        raise DataError("DATA_DIR is empty: set it to the StackGAN data directory "
-                        "(<DATA_DIR>/train/filenames.pickle, the embedding pickle, images)")
-    d = cfg.DATASET
-    dataset = build_text_dataset(cfg.DATA_DIR, split, sizes, cfg.EMBEDDING_TYPE,
-                                 BBOX_RULES[d.BBOX_CROP], d.IMAGE_DIR or None, d.CUB_DIR or None,
-                                 resize="shorter", augment=True, wrong="resample",
-                                 missing_images=d.MISSING_IMAGES, cache_mb=d.CACHE_MB)
-    dim = dataset.split.embeddings.shape[2]
-    if dim != cfg.TEXT.DIMENSION:
-        raise DataError(f"{dataset.split.split_dir}: caption embeddings have {dim} dimensions "
-                        f"but TEXT.DIMENSION is {cfg.TEXT.DIMENSION}")
-    if dataset.skipped:
-        log(f"{dataset.split.split_dir}: {dataset.skipped} of {len(dataset.split)} images are "
-            f"missing on disk; training on the {len(dataset)} present "
-            "(DATASET.MISSING_IMAGES: skip)")
-    return dataset
+    """v2 text data (stackgan/text_data.py): shorter-side resize, random crop and flip, a wrong
+    image resampled once on a class collision, one random caption per load."""
+    return text_data.training_pairs(cfg, split, sizes, resize="shorter", wrong="resample")

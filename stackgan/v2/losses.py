@@ -1,4 +1,5 @@
-"""StackGAN++ losses (specs/stackgan.md section 4).
+"""StackGAN++ D and G losses and colour consistency (docs/stackgan_v2.md, "What one iteration
+does", steps 2 and 3; the KL term is stackgan/losses.py).
 
 The discriminators return logits; `form` (TRAIN.LOSS) computes BCE as the original's sigmoid +
 nn.BCELoss (sigmoid_bce, the default; mean over the batch) or with logits, which differs where
@@ -10,16 +11,12 @@ import torch
 import torch.nn.functional as F
 
 from common.losses import bce
+from stackgan.losses import matching_terms, real_plus_half_mismatch
 
 # Colour-consistency weights of the mean and covariance terms: hard-coded 1 and 5 in the original
 # (TPAMI lambda1, lambda2); alpha = TRAIN.COEFF.COLOR_LOSS scales both.
 COLOR_MEAN_WEIGHT = 1.0
 COLOR_COV_WEIGHT = 5.0
-
-
-def kl_loss(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) as a mean over batch AND dimensions (not a sum)."""
-    return -0.5 * torch.mean(1 + logvar - mu.pow(2) - logvar.exp())
 
 
 def mean_covariance(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,26 +44,25 @@ def color_consistency(fakes: list[torch.Tensor], alpha: float) -> dict[str, torc
 
 def d_loss_conditional(d, real, wrong, fake, mu, lambda_u: float,
                        form: str = "sigmoid_bce") -> dict[str, torch.Tensor]:
-    """One branch's conditional D loss (spec 4.1). `fake` and `mu` must already be detached.
+    """One branch's conditional D loss (step 2). `fake` and `mu` must already be detached.
 
     lambda_u > 0: real (1, 1), wrong (cond 0, uncond 1: it is a real photo), fake (0, 0), summed
     without a 1/2 factor. lambda_u == 0: v1 style, real + 0.5 * (wrong + fake), cond head only.
     """
     real_out, wrong_out, fake_out = d(real, mu), d(wrong, mu), d(fake, mu)
-    err_real, err_wrong, err_fake = bce(real_out[0], 1.0, form), bce(wrong_out[0], 0.0, form), \
-        bce(fake_out[0], 0.0, form)
+    err_real, err_wrong, err_fake = matching_terms(real_out[0], wrong_out[0], fake_out[0], form)
     if lambda_u > 0:
         err_real = err_real + lambda_u * bce(real_out[1], 1.0, form)
         err_wrong = err_wrong + lambda_u * bce(wrong_out[1], 1.0, form)
         err_fake = err_fake + lambda_u * bce(fake_out[1], 0.0, form)
         total = err_real + err_wrong + err_fake
     else:
-        total = err_real + 0.5 * (err_wrong + err_fake)
+        total = real_plus_half_mismatch(err_real, err_wrong, err_fake)
     return {"total": total, "real": err_real, "wrong": err_wrong, "fake": err_fake}
 
 
 def d_loss_unconditional(d, real, fake, form: str = "sigmoid_bce") -> dict[str, torch.Tensor]:
-    """BCE(D(x), 1) + BCE(D(G(z)), 0), no 1/2 factor (spec 4.2). `fake` must be detached."""
+    """BCE(D(x), 1) + BCE(D(G(z)), 0), no 1/2 factor (step 2). `fake` must be detached."""
     err_real, err_fake = bce(d(real)[0], 1.0, form), bce(d(fake)[0], 0.0, form)
     return {"total": err_real + err_fake, "real": err_real, "fake": err_fake}
 

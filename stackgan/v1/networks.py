@@ -1,4 +1,4 @@
-"""StackGAN v1 networks: conditioning augmentation, Stage-I (64 px) and Stage-II (256 px) G and D.
+"""StackGAN v1 networks: the CA net, Stage-I (64 px) and Stage-II (256 px) G and D, their init.
 
 The layout and the sub-module names follow the PyTorch COCO code (`ca_net.fc`, `upsample1`,
 `encode_img`, `get_cond_logits.outlogits`, `STAGE1_G`, ...), so its released `.pth` state dicts
@@ -14,11 +14,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from stackgan.conditioning import reparameterize
+from stackgan.layers import conv3x3
+
 CA_TYPES = ("relu_logvar", "lrelu_logsigma")
 
 
-def conv3x3(in_ch: int, out_ch: int) -> nn.Conv2d:
-    return nn.Conv2d(in_ch, out_ch, 3, 1, 1, bias=False)
+def truncated_normal_like(t: torch.Tensor) -> torch.Tensor:
+    """Standard normal noise shaped like t, truncated at two standard deviations (TF CA)."""
+    return nn.init.trunc_normal_(torch.empty_like(t), 0.0, 1.0, -2.0, 2.0)
 
 
 def up_block(in_ch: int, out_ch: int) -> nn.Sequential:
@@ -75,12 +79,8 @@ class CANet(nn.Module):
 
     def forward(self, text: torch.Tensor):
         mu, logvar = self.encode(text)
-        std = torch.exp(0.5 * logvar)
-        if self.ca_type == "relu_logvar":
-            eps = torch.randn_like(std)
-        else:
-            eps = nn.init.trunc_normal_(torch.empty_like(std), 0.0, 1.0, -2.0, 2.0)
-        return mu + eps * std, mu, logvar
+        noise = torch.randn_like if self.ca_type == "relu_logvar" else truncated_normal_like
+        return reparameterize(mu, logvar, noise), mu, logvar
 
 
 class DLogits(nn.Module):

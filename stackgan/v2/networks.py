@@ -1,7 +1,7 @@
 """StackGAN++ (StackGAN-v2) networks: the tree generator, CA net v2 and one D per branch.
 
-Layer widths, block structure and initialisation follow hanzhanggit/StackGAN-v2 as described in
-specs/stackgan.md section 3. Module and parameter names follow the original's state-dict layout
+Layer widths, block structure and initialisation follow hanzhanggit/StackGAN-v2
+(docs/stackgan_v2.md, "Networks"). Module and parameter names follow the original's state-dict layout
 (`ca_net.fc`, `h_net1.upsample1.1`, `img_code_s16.0`, `logits.0`, ...) so that the released
 `netG_*.pth` / `netD*.pth` files load once their DataParallel `module.` prefix is stripped.
 
@@ -17,17 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stackgan.conditioning import reparameterize
+from stackgan.layers import conv3x3
 
-# ---- building blocks (spec 3.1) --------------------------------------------------------------
+
+# ---- building blocks -------------------------------------------------------------------------
 class GLU(nn.Module):
     """Gated linear unit over channels: first half * sigmoid(second half)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.glu(x, dim=1)
-
-
-def conv3x3(in_ch: int, out_ch: int) -> nn.Conv2d:
-    return nn.Conv2d(in_ch, out_ch, 3, 1, 1, bias=False)
 
 
 def up_block(in_ch: int, out_ch: int) -> nn.Sequential:
@@ -58,7 +57,7 @@ def tile(code: torch.Tensor, size: int) -> torch.Tensor:
     return code[:, :, None, None].expand(-1, -1, size, size)
 
 
-# ---- generator (spec 3.2, 3.3) ---------------------------------------------------------------
+# ---- generator -------------------------------------------------------------------------------
 class CANet(nn.Module):
     """Conditioning augmentation v2: Linear T -> 4C, GLU -> 2C = [mu, logvar]; c = mu + eps*std.
 
@@ -73,7 +72,8 @@ class CANet(nn.Module):
     def forward(self, embedding: torch.Tensor):
         x = F.glu(self.fc(embedding), dim=1)
         mu, logvar = x[:, :self.cond_dim], x[:, self.cond_dim:]
-        c = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        # eps like mu, as the original: under autocast exp(logvar / 2) is float32, mu is not
+        c = reparameterize(mu, logvar, lambda std: torch.randn_like(mu))
         return c, mu, logvar
 
 
@@ -162,7 +162,7 @@ class TreeGenerator(nn.Module):
         return images, mu, logvar
 
 
-# ---- discriminators (spec 3.4) ---------------------------------------------------------------
+# ---- discriminators --------------------------------------------------------------------------
 def down_block(in_ch: int, out_ch: int) -> nn.Sequential:
     """4x4 stride-2 conv, BN, LReLU(0.2)."""
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 4, 2, 1, bias=False), nn.BatchNorm2d(out_ch),
@@ -234,7 +234,7 @@ class BranchDiscriminator(nn.Module):
         return [self.logits(h).view(-1), self.uncond_logits(x).view(-1)]
 
 
-# ---- initialisation (spec 3.5) ---------------------------------------------------------------
+# ---- initialisation --------------------------------------------------------------------------
 @torch.no_grad()
 def init_weights(module: nn.Module) -> None:
     """Orthogonal (gain 1) conv and linear weights, linear bias 0, BN weight ~ N(1, 0.02), bias 0.

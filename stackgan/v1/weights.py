@@ -1,4 +1,4 @@
-"""Weights from outside the run: STAGE1_G, NET_G and NET_D.
+"""StackGAN v1 weights from outside the run: STAGE1_G, NET_G and NET_D.
 
 Each may name an original StackGAN-Pytorch `.pth` file (a plain state dict, e.g. the released
 `netG_epoch_90.pth`), a ganrepro checkpoint (`.pt`) or a ganrepro run directory (its newest
@@ -13,6 +13,7 @@ from torch import nn
 
 from common import checkpoint
 from common.errors import CheckpointError
+from stackgan.v1.config import NAME
 
 
 def load_state(path: str | Path, net: str, what: str) -> dict[str, torch.Tensor]:
@@ -22,7 +23,7 @@ def load_state(path: str | Path, net: str, what: str) -> dict[str, torch.Tensor]
         path = checkpoint.resolve(path)
     obj = checkpoint.read(path, f"{what} weights file")
     if isinstance(obj, dict) and obj.get("format") == checkpoint.FORMAT and "nets" in obj:
-        if obj.get("model") != "stackgan":
+        if obj.get("model") != NAME:    # checkpoint.read maps the old name "stackgan" to it
             raise CheckpointError(f"{path}: {what} is a {obj.get('model')!r} checkpoint, not a "
                                   "StackGAN v1 one")
         if net not in obj["nets"]:
