@@ -15,7 +15,7 @@ import torch
 from common import config as config_lib
 from common import dist
 from common import logging as log
-from common.errors import CheckpointError
+from common.errors import CheckpointError, first_line
 
 FORMAT = 1
 
@@ -55,10 +55,7 @@ def read(path: str | Path, what: str, map_location="cpu"):
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # unpickling errors come in many types
-        text = str(err).strip()
-        first = text.splitlines()[0] if text else type(err).__name__
-        if path.stat().st_size == 0:
-            first = "the file is empty"
+        first = "the file is empty" if path.stat().st_size == 0 else first_line(err)
         raise CheckpointError(f"{path}: not a readable {what} ({first})") from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT and isinstance(obj.get("model"), str):
         from common import models  # a checkpoint of a renamed model: its current name
@@ -158,9 +155,8 @@ def load_nets(trainer, state: dict, source: str = "checkpoint", strict: bool = T
         try:
             module.load_state_dict(nets[name], strict=strict)
         except RuntimeError as err:
-            first = str(err).splitlines()[0]
             raise CheckpointError(f"{source}: weights of network {name!r} do not fit the model "
-                                  f"built from the config ({first})") from None
+                                  f"built from the config ({first_line(err)})") from None
 
 
 # Optimizer settings that come from the config (a resume with a changed config applies them);

@@ -18,6 +18,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from torch_fidelity.utils import create_feature_extractor
 
+from common.errors import first_line
 from common.metrics import feature_net
 from common.metrics.extractors import FeatureNet
 from common.metrics.weights import MetricsError, sha256_file
@@ -51,9 +52,8 @@ def load_net(weights: Path, meta: dict) -> feature_net.FeatureCNN:
     try:
         net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     except Exception as err:  # unpickling and shape errors come in many types
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise MetricsError(f"{weights}: does not load into the network its "
-                           f"{feature_net.META_FILE} describes ({first})") from None
+                           f"{feature_net.META_FILE} describes ({first_line(err)})") from None
     return net.eval().requires_grad_(False)
 
 

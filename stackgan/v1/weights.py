@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from common import checkpoint
-from common.errors import CheckpointError
+from common.errors import CheckpointError, first_line
 from stackgan.v1.config import NAME
 
 
@@ -46,7 +46,7 @@ def load_into(module: nn.Module, state: dict, path: str | Path, what: str) -> No
     try:
         module.load_state_dict(state)
     except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
+        first = first_line(err)
         raise CheckpointError(f"{path}: {what} does not fit the network built from the config "
                               f"(check STAGE, GAN.GF_DIM, GAN.DF_DIM, GAN.R_NUM, GAN.CA_TYPE, "
                               f"GAN.D_TEXT): {first}") from None

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from common import checkpoint
-from common.errors import CheckpointError
+from common.errors import CheckpointError, first_line
 from common.logging import log
 
 
@@ -34,7 +34,7 @@ def _load_into(module: torch.nn.Module, tensors: dict, source: str, what: str) -
     try:
         module.load_state_dict(tensors, strict=True)
     except RuntimeError as err:
-        first = str(err).splitlines()[0]
+        first = first_line(err)
         raise CheckpointError(f"{source}: {what} weights do not fit the networks built from the "
                               f"config (TREE.BRANCH_NUM, GAN.*): {first}") from None
 

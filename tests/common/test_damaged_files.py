@@ -1,7 +1,6 @@
 """A damaged input file (truncated, or not of its declared format) is one error naming the file,
 whichever reader meets it (issue: hardening, class 1)."""
 import gzip
-import io
 import zipfile
 
 import numpy as np
@@ -88,7 +87,7 @@ BOM = b"\xef\xbb\xbf"
 def test_list_files_with_a_byte_order_mark_read_as_without(tmp_path):
     from common.data import text_files
     from common.data.folders import read_list_file
-    Image = pytest.importorskip("PIL.Image")
+    from PIL import Image
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "a.png")
     (tmp_path / "list.txt").write_bytes(BOM + b"a.png\n")
     assert read_list_file(tmp_path / "list.txt") == [tmp_path / "a.png"]
