@@ -1,6 +1,6 @@
 """Measures of the acVAE / crVAE claims (cfg/claims/crvae_mnist_nll.yml, acvae_attributes.yml).
 
-nll: the importance-sampled test NLL (acvae/nll.py, as scripts/eval_nll.py) of the run's
+nll: the importance-sampled test NLL (acvae/nll.py, as scripts/acvae_eval_nll.py) of the run's
 checkpoints/best.pt, the epoch with the best per-epoch 5-sample test NLL (the original's model
 selection, NLL.SELECT_ON: test); its curve is the per-epoch NLL from stats.jsonl.
 attributes: the share of the 40 attributes the CelebA feature network reads in generated faces
@@ -17,7 +17,7 @@ from common.errors import CheckpointError
 from common.reproduce.plots import read_losses
 from common.reproduce.scoring import Measured
 
-# importance samples per budget: the original reports 100 and 10,000 (scripts/eval_nll.py)
+# importance samples per budget: the original reports 100 and 10,000 (scripts/acvae_eval_nll.py)
 SAMPLES = {"smoke": [5], "cpu": [100], "paper": [100, 10000]}
 
 

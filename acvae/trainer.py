@@ -58,7 +58,7 @@ DEFAULTS = {
         "GATE_WHOLE_D": False,     # cr/ac: a closed margin gate stops every D-side update
     },
     "VIS": {"N": 64, "SPLIT": "val"},   # the fixed batch of the tick pictures
-    "NLL": {                       # MNIST likelihood (scripts/eval_nll.py)
+    "NLL": {                       # MNIST likelihood (scripts/acvae_eval_nll.py)
         "SAMPLES": [5, 100, 10000],
         "BATCH_SIZE": 128,
         "CHUNK": 100,              # importance samples evaluated together per batch
@@ -66,7 +66,7 @@ DEFAULTS = {
         "BINARIZE_SEED": 0,        # otherwise: the official test set binarised once, this seed
         "FULL_TEST": False,        # all 10,000 images (the original: floor(10000/B)*B = 9984)
         # model selection during training: after every epoch the EPOCH_SAMPLES-sample NLL;
-        # the best epoch is kept as checkpoints/best.pt, which eval_nll.py scores by default
+        # the best epoch is kept as checkpoints/best.pt, which acvae_eval_nll.py scores by default
         "SELECT_ON": "test",       # test (the original; optimistic) | heldout | none
         "EPOCH_SAMPLES": 5,        # -nSample
         "HELDOUT": 10000,          # SELECT_ON heldout: training digits held out to select on

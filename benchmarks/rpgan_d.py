@@ -160,7 +160,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
-    torch.backends.cudnn.benchmark = True   # before the first convolution (see the spec)
+    torch.backends.cudnn.benchmark = True   # before the first convolution: cuDNN picks per shape at first use
     torch.manual_seed(0)
     with torch.device(device):
         bank = projected_discriminators(args.k, args.image_size, args.df,

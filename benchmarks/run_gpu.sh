@@ -21,7 +21,7 @@ if has env; then
     python -c "import torch; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())" | tee "$out/env.txt"
 fi
 if has ops; then
-    step python scripts/ops_check.py > "$out/ops_check.txt" 2>&1; tail -3 "$out/ops_check.txt"
+    step python scripts/lrgan_ops_check.py > "$out/ops_check.txt" 2>&1; tail -3 "$out/ops_check.txt"
     step python benchmarks/stnm.py --out "$out/stnm.json" > "$out/bench_stnm.txt" 2>&1
     grep -A12 "^STNM forward+backward" "$out/bench_stnm.txt" | head -6; tail -4 "$out/bench_stnm.txt"
 fi
@@ -39,7 +39,7 @@ if has data; then
     step python benchmarks/data_loop.py --model lrgan --cfg cfg/lrgan_cifar10.yml --fast graphs \
         --iters 300 --out "$out/data_lrgan.json" DATA.ROOT="$DATA/cifar10/test_jpg" RUN.WORKERS=8 \
         > "$out/data_lrgan.log" 2>&1; tail -1 "$out/data_lrgan.log"
-    step python scripts/embed_captions.py --data-dir "$DATA/cub/birds" --out /tmp/birds \
+    step python scripts/stackgan_embed_captions.py --data-dir "$DATA/cub/birds" --out /tmp/birds \
         --only-present > "$out/embed_captions.log" 2>&1 || tail -5 "$out/embed_captions.log"
     # the write-back (host-decided at snapshots) does not replay in a CUDA graph
     step python benchmarks/data_loop.py --model stackgan_v2 --cfg cfg/birds_3stages.yml --fast graphs \

@@ -28,8 +28,18 @@ class RunContext:
     run_dir: Path
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the project's error form, one line
+    `error: <option>: <what> (see <script> --help)` and exit code 2, instead of the usage block
+    followed by the message."""
+
+    def error(self, message: str):
+        message = message.removeprefix("argument ")
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Train a model from a YAML config.")
+    p = ArgumentParser(prog=prog, description="Train a model from a YAML config.")
     p.add_argument("--cfg", required=True, help="YAML config file (see cfg/)")
     p.add_argument("--out", default=None, help="run directory (default: runs/<config name>)")
     p.add_argument("--resume", default=None, metavar="auto|PATH",
@@ -115,7 +125,8 @@ def check_writable(run_dir: Path) -> None:
 
 def train_main(model: str, argv: list[str] | None = None) -> int:
     """Entry point of scripts/train_<model>.py; returns the process exit code."""
-    args = parse(parser(f"train_{model}"), argv)
+    # the script's file name, for the "(see ... --help)" hint: stackgan_v1 and _v2 share one
+    args = parse(parser(f"train_{model.split('_')[0]}.py"), argv)
     try:
         return _train(model, args)
     except UserError as err:
@@ -158,6 +169,33 @@ def _train(model: str, args) -> int:
     elif args.resume == "auto":
         print(f"--resume auto: no checkpoint in {run_dir}; starting a new run", flush=True)
     seed_everything(cfg.RUN.SEED)
-    trainer = declared.build(cfg, device)
+    try:
+        trainer = declared.build(cfg, device)
+    except ValueError as err:
+        refused = optimizer_refusal(err, cfg)
+        if refused is None:
+            raise
+        raise refused from None
     train.run(trainer, run_dir, state)
     return 0
+
+
+def optimizer_refusal(err: ValueError, cfg) -> ConfigError | None:
+    """torch.optim's "Invalid beta parameter at index 0: 1.5" as an error naming the config
+    key that holds the refused value (the models' configs name their optimizer keys freely)."""
+    text = str(err)
+    if not text.startswith("Invalid "):
+        return None
+    value = text.rsplit(":", 1)[-1].strip()
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    hints = {"beta": "BETA", "learning rate": "LR", "epsilon": "EPS", "weight_decay": "DECAY"}
+    parts = [part for word, part in hints.items() if word in text]
+    # only keys whose name fits the refused parameter: an equal value elsewhere proves nothing
+    keys = [k for k, v in config_lib.flatten(cfg).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and float(v) == number
+            and any(part in k.rsplit(".", 1)[-1] for part in parts)]
+    where = " or ".join(keys) if keys else "config"
+    return ConfigError(f"{where}: {text} (refused by the optimizer)", keys[0] if keys else None)

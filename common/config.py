@@ -73,7 +73,9 @@ RUN_CHOICES = {
 RESUMABLE_KEYS = ("RUN.DEVICE", "RUN.WORKERS", "RUN.MAX_ITERS", "RUN.LOG_EVERY", "RUN.SAMPLE_EVERY",
                   "RUN.CKPT_EVERY", "RUN.SNAPSHOT_EVERY", "RUN.NAN_CHECK_EVERY", "RUN.PROGRESS",
                   "RUN.CHANNELS_LAST", "RUN.COMPILE", "RUN.COMPILE_MODE", "RUN.CUDA_GRAPHS",
-                  "RUN.FUSED_OPTIM", "RUN.THREADS", *(f"EVAL.{key}" for key in EVAL_DEFAULTS["EVAL"]))
+                  "RUN.FUSED_OPTIM", "RUN.THREADS",
+                  *(f"EVAL.{key}" for key in EVAL_DEFAULTS["EVAL"]),
+                  "DATA.OPTIONS.CACHE_MB", "DATASET.CACHE_MB")  # caches: speed, not pixels
 
 
 class FreeDict(dict):

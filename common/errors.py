@@ -43,6 +43,13 @@ class TrainingDiverged(UserError):
     exit_code = 3
 
 
+class LoaderWorkerDied(UserError):
+    """A data-loading worker process ended on its own (e.g. killed for memory); exit code 3
+    like a diverged run: a fault during training, reported in one line with what was kept."""
+
+    exit_code = 3
+
+
 def first_line(err: BaseException) -> str:
     """The first line of an exception's message, or its type name when it has none."""
     text = str(err).strip()

@@ -20,8 +20,8 @@ from common import checkpoint, dist, speed
 from common import config as config_lib
 from common import logging as log
 from common.data import EpochLoader, seeded_rngs
-from common.data.loader import device_batches
-from common.errors import TrainingDiverged
+from common.data.loader import dead_worker, device_batches
+from common.errors import LoaderWorkerDied, TrainingDiverged, first_line
 from common.graphs import PhaseGraphs
 from common.images import save_grid
 from common.precision import Precision
@@ -85,6 +85,7 @@ class Loop:
         # the best Trainer.epoch_score so far {name, value, lower_is_better, iteration, epoch};
         # written into every checkpoint so that a resumed run keeps comparing against it
         self.selection: dict | None = None
+        self.waiting_for_data = False  # True while the next batch is awaited (between iterations)
 
     # ---- one iteration ----------------------------------------------------------------------
     def run_phase(self, phase: Phase, batch: dict, set_to_none: bool = True,
@@ -281,25 +282,61 @@ class Loop:
         self.prepare_evaluation()
         log.log(f"training {trainer.name}: {total} iterations, {ipe} per epoch, batch "
                 f"{trainer.batch_size} over {dist.world_size()} process(es) on {self.device}")
-        batches = device_batches(loader.from_iteration(start), self.device, rc.CHANNELS_LAST)
-        with StopRequest() as stop:
-            while self.progress.iteration < total:
-                epoch, offset = divmod(self.progress.iteration, ipe)
-                if offset == 0 or self.progress.iteration == start:
-                    trainer.set_epoch(epoch)
-                    self.progress.epoch = epoch
-                self.iteration(next(batches))
-                if self.bar is not None:
-                    self.bar.update(1)
-                stopping = self.stop_requested(stop)
-                self.maintenance(total, stopping)
-                if stopping:
+        try:
+            with StopRequest() as stop:
+                self.waiting_for_data = True  # on CUDA the prefetcher fetches a batch at once
+                batches = device_batches(loader.from_iteration(start), self.device,
+                                         rc.CHANNELS_LAST)
+                if self.train(batches, total, start, stop):
                     log.log(f"stopped at iteration {self.progress.iteration}; resume with "
                             "--resume auto")
                     return self.progress
+        except RuntimeError as err:
+            what = dead_worker(err)
+            if what is None:
+                raise
+            raise LoaderWorkerDied(self.after_worker_death(what)) from None
         if self.bar is not None:
             self.bar.close()
         return self.progress
+
+    def train(self, batches, total: int, start: int, stop: StopRequest) -> bool:
+        """Iterations until `total` or a stop request (then True)."""
+        ipe = self.progress.iters_per_epoch
+        while self.progress.iteration < total:
+            epoch, offset = divmod(self.progress.iteration, ipe)
+            if offset == 0 or self.progress.iteration == start:
+                self.trainer.set_epoch(epoch)
+                self.progress.epoch = epoch
+            self.waiting_for_data = True
+            batch = next(batches)
+            self.waiting_for_data = False
+            self.iteration(batch)
+            if self.bar is not None:
+                self.bar.update(1)
+            stopping = self.stop_requested(stop)
+            self.maintenance(total, stopping)
+            if stopping:
+                return True
+        return False
+
+    def after_worker_death(self, what: str) -> str:
+        """Keep what can be kept after a loader worker died; the message says what it was."""
+        if self.bar is not None:
+            self.bar.close()
+        it = self.progress.iteration
+        hint = ("; resume with --resume auto (out of memory? fewer RUN.WORKERS or a smaller "
+                "batch need less)")
+        if self.waiting_for_data:  # between two iterations: the networks are consistent
+            path = self.run_dir / "checkpoints" / "last.pt"
+            try:
+                self.save(path)
+            except (OSError, RuntimeError) as err:  # e.g. the same lack of memory
+                return (f"{what} at iteration {it}; {path.name} not written "
+                        f"({first_line(err)}); {self.kept()}" + hint)
+            written = f"{path} written" if dist.is_main() else self.kept()
+            return f"{what} at iteration {it}; {written}" + hint
+        return f"{what} during iteration {it + 1}; {self.kept()}" + hint
 
     def stop_requested(self, stop: StopRequest) -> bool:
         if dist.world_size() == 1:

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common.errors import CheckpointError, ConfigError, UserError, first_line
+from common.data.npfiles import load_failure
+from common.errors import CheckpointError, ConfigError, UserError
 from rpgan.sampling import FIXBN_BATCH
 
 G_KEYS = ("DATA.IMAGE_SIZE", "MODEL.Z_DIM", "MODEL.G_WIDTH")
@@ -70,7 +71,7 @@ def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
                               "named variables") from None
     except Exception as err:  # zip and format errors come in many types
         raise CheckpointError(f"{path}: not a readable {what} (.npz archive: "
-                              f"{first_line(err)})") from None
+                              f"{load_failure(path, err)})") from None
 
 
 def check_variables(arrays: dict, expected: dict[str, tuple], path, what: str,

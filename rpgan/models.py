@@ -58,7 +58,7 @@ class NoScaleBatchNorm(nn.Module):
         if self.use_population:
             if int(self.population_count) == 0:
                 raise CheckpointError("the generator has no population batch-norm statistics; "
-                                      "compute them with scripts/fixbn.py CKPT")
+                                      "compute them with scripts/rpgan_fixbn.py CKPT")
             out = F.batch_norm(x, self.population_mean.to(x.dtype),
                                self.population_var.to(x.dtype), training=False, eps=EPS)
         else:

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from common.errors import DataError, first_line
+from common.data.npfiles import load_failure
+from common.errors import DataError
 
 IMPLS = ("bmm", "grouped")
 
@@ -36,7 +37,7 @@ def draw_filters(k: int, seed: int, size: int = 8, channels: int = 1) -> torch.T
 
     Drawn like the original's rproj.py (float32 normals in [size, size, 3, channels] blocks,
     each output filter divided by its L2 norm), but from numpy's RandomState(seed), so the same
-    seed always gives the same bank (scripts/make_filters.py writes it as a filts.npz).
+    seed always gives the same bank (scripts/rpgan_make_filters.py writes it as a filts.npz).
     """
     draws = np.random.RandomState(seed).standard_normal((k, size, size, 3, channels))
     draws = draws.astype(np.float32)
@@ -57,7 +58,7 @@ def load_filters_npz(path: str | Path) -> tuple[torch.Tensor, int, int]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: projection filter file not found (make one with "
-                        "scripts/make_filters.py or use the original's filts/K*_dm12.npz)")
+                        "scripts/rpgan_make_filters.py or use the original's filts/K*_dm12.npz)")
     try:
         archive = np.load(path)
         count = int(archive["nfilt"])
@@ -67,7 +68,7 @@ def load_filters_npz(path: str | Path) -> tuple[torch.Tensor, int, int]:
         raise DataError(f"{path}: not a filts.npz (missing key {err}; expected nfilt, p0.., "
                         "s0..)") from None
     except Exception as err:  # truncated or corrupt archives fail in many types
-        raise DataError(f"{path}: not a readable .npz file ({first_line(err)})") from None
+        raise DataError(f"{path}: not a readable .npz file ({load_failure(path, err)})") from None
     if count < 1:
         raise DataError(f"{path}: nfilt is {count}; expected at least one filter")
     first = filters[0].shape

@@ -1,7 +1,7 @@
 """Noise, sample grids, population statistics and interpolation, as the original's tools.
 
 The original's sample.py draws numpy RandomState(seed).rand(150, 1, 1, zlen) * 2 - 1 and tiles
-the 150 images 10 x 15 in reading order; interp.py refers to those images by 1-based IDs
+the 150 images 10 x 15 in reading order; scripts/rpgan_interp.py refers to those images by 1-based IDs
 (row * 15 + col + 1). The same numpy draw is used here, so IDs (and, for the released
 generators, the pictures) match.
 """
@@ -13,7 +13,7 @@ import torch
 from common.errors import UserError
 
 GRID_ROWS, GRID_COLS = 10, 15
-POOL = GRID_ROWS * GRID_COLS   # the latent pool of sample.py and interp.py
+POOL = GRID_ROWS * GRID_COLS   # the latent pool of sample.py and rpgan_interp.py
 SAMPLE_BATCH = 150             # batch-statistics group size of sample.py
 FIXBN_BATCH = 2048             # batch size of the original's fixbn.py
 INTERP_STEPS = 11
@@ -36,7 +36,7 @@ def render(generator, z: torch.Tensor, population: bool = False,
     param = next(generator.parameters())
     if population and not generator.has_population_statistics():
         raise UserError("this checkpoint has no population batch-norm statistics; compute them "
-                        "once with: python scripts/fixbn.py CKPT")
+                        "once with: python scripts/rpgan_fixbn.py CKPT")
     generator.use_population_statistics(population)
     try:
         parts = z.to(param.device, param.dtype).split(batch)

@@ -41,7 +41,7 @@ DEFAULTS = {
     "PROJ": {
         "K": 48,                 # number of projections = number of discriminators
         "FILTERS": "",           # filts.npz of the original (exact reproduction); "" = draw
-        "SEED": 0,               # seed of the drawn filters (scripts/make_filters.py --seed)
+        "SEED": 0,               # seed of the drawn filters (scripts/rpgan_make_filters.py --seed)
         "SIZE": 8,               # filter size
         "STRIDE": 2,             # projection stride (padding (SIZE - STRIDE) / 2)
         "CHANNELS": 1,           # output channels of each projection
@@ -200,12 +200,12 @@ def add_sample_args(parser) -> None:
     parser.add_argument("--bn", choices=("auto", "batch", "population"), default="auto",
                         help="batch norm with each batch's statistics (the original's "
                              "sample.py on a .gmodel, groups of 150) or with the stored "
-                             "population statistics (scripts/fixbn.py, or an import with "
+                             "population statistics (scripts/rpgan_fixbn.py, or an import with "
                              "--bgmodel); auto: population where the checkpoint has them")
 
 
 def uses_population(trainer: RPGANTrainer, bn: str) -> bool:
-    """--bn auto: the fixed statistics once they exist (fixbn.py, or a .bgmodel import)."""
+    """--bn auto: the fixed statistics once they exist (rpgan_fixbn.py, or a .bgmodel import)."""
     return bn == "population" or (bn == "auto" and
                                   trainer.nets["G"].has_population_statistics())
 

@@ -25,14 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from common.cli import ArgumentParser  # noqa: E402
 from common import checkpoint, dist  # noqa: E402
 from common.errors import CheckpointError, UserError  # noqa: E402
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
+def parser() -> ArgumentParser:
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=__doc__.split("\n\n", 1)[1])
     src = p.add_mutually_exclusive_group()
     src.add_argument("--ckpt", help="checkpoint file")
     src.add_argument("--run", help="run directory (its newest checkpoint)")

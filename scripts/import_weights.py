@@ -5,29 +5,29 @@ python scripts/import_weights.py rpgan --cfg cfg/rpgan_<exp>.yml --gmodel FILE [
 
 rpgan: the TensorFlow `.npz` files of ayanc/rpgan: `iter_<n>.gmodel.npz` (G),
 `iter_<n>.bgmodel.npz` (G with fixbn's population batch-norm statistics, used by
-`scripts/sample.py RUN --bn population` and `scripts/interp.py`), `iter_<n>.dmodel.npz` (the K
+`scripts/sample.py RUN --bn population` and `scripts/rpgan_interp.py`), `iter_<n>.dmodel.npz` (the K
 discriminators; needs the run's `filts.npz` as --filters). RUN_DIR gets config.yml and
-checkpoints/last.pt, which scripts/sample.py, interp.py, fixbn.py, evaluate.py and
+checkpoints/last.pt, which scripts/sample.py, rpgan_interp.py, rpgan_fixbn.py, evaluate.py and
 `scripts/train_rpgan.py --cfg RUN_DIR/config.yml --out RUN_DIR --resume auto` accept (fresh Adam
 states; the counters stand at the n of the file name). See docs/rpgan.md.
 
 Only rpgan is supported: StackGAN's `.pth` files are read as they are (STAGE1_G / NET_G /
 TRAIN.NET_G, docs/stackgan.md), and acVAE's repositories released no weights.
 """
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.cli import ArgumentParser  # noqa: E402
 from common.errors import UserError  # noqa: E402
 
 
 def rpgan(argv: list[str]) -> int:
     from common import models
     from rpgan.import_tf import import_run
-    p = argparse.ArgumentParser(prog="import_weights.py rpgan",
-                                description="Import the original RP-GAN's TensorFlow models.")
+    p = ArgumentParser(prog="import_weights.py rpgan",
+                       description="Import the original RP-GAN's TensorFlow models.")
     p.add_argument("--cfg", required=True, help="the experiment's config (cfg/rpgan_<exp>.yml)")
     p.add_argument("--gmodel", help="iter_<n>.gmodel.npz: the generator")
     p.add_argument("--bgmodel", help="iter_<n>.bgmodel.npz: the generator with fixbn's "

@@ -20,16 +20,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.cli import ArgumentParser  # noqa: E402
 from common.errors import UserError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(os.environ.get("GANREPRO_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
+def parser() -> ArgumentParser:
+    p = ArgumentParser(description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("items", nargs="*", metavar="CLAIM [KEY.SUB=VALUE ...]",
                    help="claim name (--list) or a recipe .yml file, then config overrides")
     p.add_argument("--list", action="store_true", help="one line per claim, then exit")

@@ -15,14 +15,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from common.cli import ArgumentParser  # noqa: E402
 from common import checkpoint, dist, models  # noqa: E402
 from common.errors import ConfigError, UserError  # noqa: E402
 from common.images import save_grid  # noqa: E402
 
 
-def base_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=False,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def base_parser() -> ArgumentParser:
+    p = ArgumentParser(description=__doc__.split("\n\n")[0], add_help=False,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("ckpt", help="checkpoint file or run directory")
     p.add_argument("out", nargs="?", default="samples.png", help="output PNG (default samples.png)")
     p.add_argument("--n", type=int, default=64, help="number of samples")

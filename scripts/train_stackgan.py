@@ -7,7 +7,6 @@ A config with a top-level TREE section is StackGAN++ (model "stackgan_v2", stack
 other is StackGAN v1 (model "stackgan_v1", stackgan/v1/). With TRAIN.FLAG: False the
 run samples from NET_G instead of training (images go to the run directory).
 """
-import argparse
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml  # noqa: E402
 
-from common.cli import train_main  # noqa: E402
+from common.cli import ArgumentParser, train_main  # noqa: E402
 
 
 def model_for(cfg_path: str | None) -> str:
@@ -30,7 +29,7 @@ def model_for(cfg_path: str | None) -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    peek = argparse.ArgumentParser(add_help=False)
+    peek = ArgumentParser(add_help=False)
     peek.add_argument("--cfg")
     known, _ = peek.parse_known_args(argv)
     return train_main(model_for(known.cfg), argv)

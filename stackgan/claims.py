@@ -1,7 +1,7 @@
 """Measures of the StackGAN claim (cfg/claims/stackgan_stages.yml): are the higher stages' images
 no worse than the lower ones', scored by one extractor against the same real birds?
 
-prepare_birds: caption embeddings of the CUB captions (scripts/embed_captions.py, char-ngram; the
+prepare_birds: caption embeddings of the CUB captions (scripts/stackgan_embed_captions.py, char-ngram; the
 published char-CNN-RNN pickles are not in the data folder), written once into the claim's folder.
 branches: FD of StackGAN++'s 64, 128 and 256 px branch outputs of the same samples (fd_64, ...),
 and the gains fd_64 - fd_128 and fd_128 - fd_256 (>= 0: the higher branch is no worse).
@@ -26,7 +26,7 @@ def prepare_birds(out: Path, data_dir: Path) -> dict:
     cub = data_dir / "cub"
     birds = out / "birds"
     if not (birds / "test" / "char-ngram-embeddings.pickle").is_file():
-        cmd = [sys.executable, str(REPO / "scripts" / "embed_captions.py"), "--data-dir",
+        cmd = [sys.executable, str(REPO / "scripts" / "stackgan_embed_captions.py"), "--data-dir",
                str(cub / "birds"), "--out", str(birds), "--only-present"]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:

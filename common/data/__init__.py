@@ -13,7 +13,7 @@ from common.data.loader import EpochLoader, seeded_rngs, to_device
 
 def defaults(kind: str = "layered_scenes", image_size: int = 64, channels: int = 3,
              root: str = "", split: str = "train", options: dict | None = None) -> dict:
-    """A DATA config section (OPTIONS are checked per kind when the data is built)."""
+    """A DATA config section (OPTIONS are checked per kind when the config is loaded)."""
     from common.config import FreeDict
     return {"KIND": kind, "ROOT": root, "SPLIT": split, "IMAGE_SIZE": image_size,
             "CHANNELS": channels, "DOWNLOAD": False, "OPTIONS": FreeDict(options or {}, follows="KIND")}

@@ -33,7 +33,7 @@ import torch
 from torch.utils.data import Dataset
 
 from common.data.imageio import load_image
-from common.data.registry import DataSpec, register
+from common.data.registry import DataSpec, one_of, option_error, register
 from common.data.textio import read_text, without_bom
 from common.data.transforms import maybe_flip
 from common.errors import DataError
@@ -339,16 +339,20 @@ class CelebA(Dataset):
                 "label": torch.tensor(-1)}
 
 
-@register("celeba", OPTIONS)
+def check_celeba_options(opts: dict) -> None:
+    one_of(opts, "CROP", CROPS)
+    one_of(opts, "MISSING", ("error", "skip"))
+    one_of(opts, "ATTR_CODING", ("pm1", "01"))
+    box = opts["CROP_BOX"]
+    if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
+        raise option_error("CROP_BOX", "[left, top, right, bottom] with left < right and "
+                           "top < bottom", box)
+
+
+@register("celeba", OPTIONS, check=check_celeba_options)
 def build_celeba(spec: DataSpec) -> Dataset:
     """CelebA split DATA.SPLIT (train | val | test) with its 40 attributes; see the module doc."""
     opts = spec.options
-    if opts["CROP"] not in CROPS:
-        raise DataError(f"DATA.OPTIONS.CROP must be one of {', '.join(CROPS)}, got {opts['CROP']!r}")
-    if opts["MISSING"] not in ("error", "skip"):
-        raise DataError(f"DATA.OPTIONS.MISSING must be 'error' or 'skip', got {opts['MISSING']!r}")
-    if len(opts["CROP_BOX"]) != 4:
-        raise DataError("DATA.OPTIONS.CROP_BOX must be [left, top, right, bottom]")
     root = Path(spec.root).expanduser()
     names, attributes = split_attributes(root, spec.split, opts)
     if opts["T7_INDEX"]:

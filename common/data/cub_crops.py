@@ -18,7 +18,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from common.data.imageio import load_image
-from common.data.registry import DataSpec, register
+from common.data.registry import DataSpec, option_error, register
 from common.data.textio import read_text
 from common.data.transforms import maybe_flip, to_tensor
 from common.errors import DataError
@@ -71,7 +71,13 @@ class CUBCrops(Dataset):
                 "label": torch.tensor(self.labels[index], dtype=torch.long)}
 
 
-@register("cub_crops", {"CROP_SCALE": 1.5, "FLIP": False, "ALLOW_MISSING": False})
+def check_crop_options(options: dict) -> None:
+    if options["CROP_SCALE"] <= 0:
+        raise option_error("CROP_SCALE", "positive", options["CROP_SCALE"])
+
+
+@register("cub_crops", {"CROP_SCALE": 1.5, "FLIP": False, "ALLOW_MISSING": False},
+          check=check_crop_options)
 def build_cub_crops(spec: DataSpec) -> Dataset:
     """CUB-200-2011 bird crops (bounding box x CROP_SCALE, square); DATA.ROOT: CUB_200_2011."""
     root = Path(spec.root).expanduser()
@@ -79,9 +85,6 @@ def build_cub_crops(spec: DataSpec) -> Dataset:
         root = root / "CUB_200_2011"
     if spec.split not in SPLITS:
         raise DataError(f"CUB split {spec.split!r} unknown; expected one of {SPLITS}")
-    if spec.options["CROP_SCALE"] <= 0:
-        raise DataError(f"DATA.OPTIONS.CROP_SCALE must be positive, "
-                        f"got {spec.options['CROP_SCALE']}")
     names = read_table(root / "images.txt", 2)
     boxes = read_table(root / "bounding_boxes.txt", 5)
     ids = sorted(names)

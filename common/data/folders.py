@@ -7,12 +7,16 @@ import torch
 from torch.utils.data import Dataset
 
 from common.data.imageio import is_image_file, load_image
-from common.data.registry import DataSpec, register
+from common.data.registry import DataSpec, one_of, register
 from common.data.textio import read_text
 from common.data.transforms import CROPS, fit, maybe_flip, short_side_random_crop, to_tensor
 from common.errors import DataError
 
 IMAGE_OPTIONS = {"CROP": "center", "FLIP": False}
+
+
+def check_image_options(options: dict) -> None:
+    one_of(options, "CROP", CROPS)
 
 
 class ImageFiles(Dataset):
@@ -86,7 +90,7 @@ def read_list_file(path: Path, base: Path | None = None) -> list[Path]:
     return entries
 
 
-@register("image_folder", IMAGE_OPTIONS)
+@register("image_folder", IMAGE_OPTIONS, check=check_image_options)
 def build_image_folder(spec: DataSpec) -> Dataset:
     """All images below DATA.ROOT (sub-folders become class labels)."""
     paths, labels, _ = scan_folder(Path(spec.root).expanduser())
@@ -94,7 +98,7 @@ def build_image_folder(spec: DataSpec) -> Dataset:
                       spec.options["FLIP"], spec.root)
 
 
-@register("list_file", {**IMAGE_OPTIONS, "BASE_DIR": ""})
+@register("list_file", {**IMAGE_OPTIONS, "BASE_DIR": ""}, check=check_image_options)
 def build_list_file(spec: DataSpec) -> Dataset:
     """DATA.ROOT is a text file with one image path per line (relative to OPTIONS.BASE_DIR)."""
     base = Path(spec.options["BASE_DIR"]).expanduser() if spec.options["BASE_DIR"] else None

@@ -12,6 +12,7 @@ import functools
 import multiprocessing
 import os
 import random
+import re
 import signal
 from contextlib import contextmanager
 
@@ -126,6 +127,19 @@ def _leave_stops_to_the_main_process(parent_exiting, worker_id: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, on_sigterm)
+
+
+# PyTorch's words when a worker is gone: from its SIGCHLD handler ("is killed by signal: Killed.")
+# and from the batch wait ("exited unexpectedly"); either may reach the main thread at any moment
+_DEAD_WORKER = re.compile(r"DataLoader worker \(pids?(?:\(s\))? [\d, ]+\) "
+                          r"(?:is killed by signal: .*|exited unexpectedly.*)")
+
+
+def dead_worker(err: BaseException) -> str | None:
+    """PyTorch's one-line report of a dead loader worker, or None for any other error."""
+    found = _DEAD_WORKER.search(str(err)) if isinstance(err, RuntimeError) else None
+    # PyTorch goes on with advice of its own ("... unexpectedly. Rerunning with ..."): one sentence
+    return found[0].split(". ")[0].rstrip(". ") if found else None
 
 
 class EpochLoader:

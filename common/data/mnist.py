@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from common.data.registry import DataSpec, register
+from common.data.registry import DataSpec, one_of, register
 from common.errors import DataError
 
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -90,11 +90,9 @@ class MNIST(Dataset):
         return {"image": x.expand(self.channels, -1, -1).contiguous(), "label": self.labels[index]}
 
 
-@register("mnist", {"RESIZE": "pad"})
+@register("mnist", {"RESIZE": "pad"}, check=lambda o: one_of(o, "RESIZE", ("pad", "scale")))
 def build_mnist(spec: DataSpec) -> Dataset:
     """MNIST idx files in DATA.ROOT; OPTIONS.RESIZE 'pad' (centre in a larger frame) or 'scale'."""
-    if spec.options["RESIZE"] not in ("pad", "scale"):
-        raise DataError(f"DATA.OPTIONS.RESIZE must be 'pad' or 'scale', got {spec.options['RESIZE']!r}")
     if spec.options["RESIZE"] == "pad" and spec.image_size < 28:
         raise DataError(f"DATA.IMAGE_SIZE {spec.image_size} is smaller than MNIST's 28 px; "
                         "use OPTIONS.RESIZE: scale")

@@ -21,8 +21,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from common.data.mnist import load_mnist
-from common.data.registry import DataSpec, register
-from common.errors import DataError
+from common.data.registry import DataSpec, min_max, option_error, register
 
 INK = 20 / 28      # MNIST digits are drawn in a 20 px box centred in their 28 px frame
 # LENGTH 0 means one image per digit of the split (60,000 for train).
@@ -103,37 +102,28 @@ class LayeredDigits(Dataset):
                 "digits": self.labels[torch.tensor(picks)]}
 
 
-def _check(spec: DataSpec, name: str) -> None:
-    o = spec.options
-    for key in ("SCALE", "ASPECT", "BACKGROUND"):
-        if len(o[key]) != 2 or not o[key][0] <= o[key][1]:
-            raise DataError(f"DATA.OPTIONS.{key} of {name} must be [min, max] with min <= max, "
-                            f"got {o[key]}")
-    if not (0 < o["SCALE"][0] and o["SCALE"][1] <= 1):
-        raise DataError(f"DATA.OPTIONS.SCALE of {name} must lie in (0, 1], got {o['SCALE']}")
-    if not 0 < o["ASPECT"][0]:
-        raise DataError(f"DATA.OPTIONS.ASPECT of {name} must be positive, got {o['ASPECT']}")
-    if not (0 <= o["BACKGROUND"][0] and o["BACKGROUND"][1] <= 1):
-        raise DataError(f"DATA.OPTIONS.BACKGROUND of {name} must lie in [0, 1], "
-                        f"got {o['BACKGROUND']}")
-    if o["DIGITS"] < 1 or o["LENGTH"] < 0:
-        raise DataError(f"DATA.OPTIONS.DIGITS must be >= 1 and LENGTH >= 0 for {name}, got "
-                        f"{o['DIGITS']} and {o['LENGTH']}")
+def check_digit_options(o: dict) -> None:
+    min_max(o, "SCALE", low=0, high=1, low_open=True)
+    min_max(o, "ASPECT", low=0, low_open=True)
+    min_max(o, "BACKGROUND", low=0, high=1)
+    if o["DIGITS"] < 1:
+        raise option_error("DIGITS", ">= 1", o["DIGITS"])
+    if o["LENGTH"] < 0:
+        raise option_error("LENGTH", ">= 0 (0: one image per digit of the split)", o["LENGTH"])
 
 
-def _build(spec: DataSpec, name: str) -> Dataset:
-    _check(spec, name)
+def _build(spec: DataSpec) -> Dataset:
     images, labels = load_mnist(spec.root, spec.split, spec.download)
     return LayeredDigits(images, labels, spec.image_size, spec.channels, spec.options)
 
 
-@register("mnist_one", ONE)
+@register("mnist_one", ONE, check=check_digit_options)
 def build_mnist_one(spec: DataSpec) -> Dataset:
     """LR-GAN's MNIST-ONE, re-created: one digit on a flat grey background (DATA.ROOT: MNIST)."""
-    return _build(spec, "mnist_one")
+    return _build(spec)
 
 
-@register("mnist_two", TWO)
+@register("mnist_two", TWO, check=check_digit_options)
 def build_mnist_two(spec: DataSpec) -> Dataset:
     """LR-GAN's MNIST-TWO, re-created: two digits on a flat grey background (DATA.ROOT: MNIST)."""
-    return _build(spec, "mnist_two")
+    return _build(spec)

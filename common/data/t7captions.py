@@ -5,7 +5,7 @@ Three containers hold the same two fields:
         read with torchfile: a table {raw_txt = {sentences}, fea_txt = {1 x dim tensors}}
   .pt   a torch file {"raw_txt": [str], "fea_txt": (N, dim) tensor} (read with weights_only)
   .npz  numpy arrays raw_txt (N,) str and fea_txt (N, dim)
-`.pt` and `.npz` are what scripts/embed_captions.py writes; `.t7` is read only.
+`.pt` and `.npz` are what scripts/stackgan_embed_captions.py writes; `.t7` is read only.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.data.npfiles import LOAD_ERRORS, load_failure
 from common.errors import DataError
 
 CAPTION_SUFFIXES = (".t7", ".pt", ".npz")
@@ -110,8 +111,9 @@ def _read_npz(path: Path) -> tuple[list[str], np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             texts = [str(t) for t in _field(data, "raw_txt", path).tolist()]
             embeddings = np.asarray(_field(data, "fea_txt", path), dtype=np.float32)
-    except (ValueError, OSError) as err:
-        raise DataError(f"{path}: not a readable .npz caption file ({err})") from None
+    except LOAD_ERRORS as err:
+        raise DataError(f"{path}: not a readable .npz caption file "
+                        f"({load_failure(path, err)})") from None
     return texts, embeddings
 
 

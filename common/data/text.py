@@ -47,8 +47,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from common.data.imageio import load_image
-from common.data.registry import DataSpec, register
-from common.data.text_files import TextSplit, crop_box, load_bboxes, load_captions, load_split
+from common.data.registry import DataSpec, one_of, option_error, register
+from common.data.text_files import (EMBEDDING_FILES, TextSplit, crop_box, load_bboxes,
+                                     load_captions, load_split)
 from common.data.transforms import to_tensor
 from common.errors import DataError
 from common.logging import log
@@ -280,17 +281,30 @@ def build_text_dataset(data_dir: str | Path, split: str = "train", sizes: Sequen
 BBOX_RULES = {"auto": None, "always": True, "never": False}   # words YAML keeps as text
 
 
+def check_text_options(o: dict) -> None:
+    one_of(o, "EMBEDDING_TYPE", tuple(EMBEDDING_FILES))
+    one_of(o, "RESIZE", RESIZE_MODES)
+    one_of(o, "BBOX_CROP", tuple(BBOX_RULES))
+    one_of(o, "WRONG", WRONG_MODES)
+    one_of(o, "MISSING_IMAGES", ("error", "skip"))
+    sizes = o["SIZES"]
+    if not all(isinstance(s, int) and s > 0 for s in sizes) or sizes != sorted(set(sizes)):
+        raise option_error("SIZES", "ascending distinct positive sizes (empty: DATA.IMAGE_SIZE)",
+                           o["SIZES"])
+    if o["NUM_EMBEDDING"] < 1:
+        raise option_error("NUM_EMBEDDING", ">= 1", o["NUM_EMBEDDING"])
+    if o["CACHE_MB"] < 0:
+        raise option_error("CACHE_MB", ">= 0 (0: no cache)", o["CACHE_MB"])
+
+
 @register("stackgan_text", {"EMBEDDING_TYPE": "cnn-rnn", "SIZES": [], "RESIZE": "square",
                             "AUGMENT": True, "BBOX_CROP": "auto", "IMAGE_DIR": "",
                             "CUB_DIR": "", "WRONG": "none", "NUM_EMBEDDING": 1,
                             "ALL_EMBEDDINGS": False, "MISSING_IMAGES": "error",
-                            "TEXT_DIR": "", "CACHE_MB": 0})
+                            "TEXT_DIR": "", "CACHE_MB": 0.0}, check=check_text_options)
 def build_stackgan_text(spec: DataSpec) -> Dataset:
     """DATA.ROOT is a StackGAN data directory (<ROOT>/<SPLIT>/filenames.pickle, embeddings)."""
     o = spec.options
-    if o["BBOX_CROP"] not in BBOX_RULES:
-        raise DataError(f"DATA.OPTIONS.BBOX_CROP is {o['BBOX_CROP']!r}; expected "
-                        f"{', '.join(BBOX_RULES)}")
     return build_text_dataset(spec.root, spec.split, list(o["SIZES"]) or [spec.image_size],
                               o["EMBEDDING_TYPE"], BBOX_RULES[o["BBOX_CROP"]],
                               o["IMAGE_DIR"] or None, o["CUB_DIR"] or None, o["RESIZE"],

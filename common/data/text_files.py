@@ -22,7 +22,7 @@ from common.data.textio import without_bom
 from common.errors import DataError
 
 # EMBEDDING_TYPE -> file name. The first three are the published encoders' files; the last two
-# are written by scripts/embed_captions.py (not comparable with the published embeddings).
+# are written by scripts/stackgan_embed_captions.py (not comparable with the published embeddings).
 EMBEDDING_FILES = {
     "cnn-rnn": "char-CNN-RNN-embeddings.pickle",
     "cnn-gru": "char-CNN-GRU-embeddings.pickle",
@@ -94,7 +94,7 @@ def load_embeddings(split_dir: str | Path, embedding_type: str, count: int | Non
     path = embedding_path(split_dir, embedding_type)
     if not path.is_file():
         hint = ("; the published char-CNN-RNN files can no longer be downloaded: write "
-                "embeddings with scripts/embed_captions.py and set EMBEDDING_TYPE to its "
+                "embeddings with scripts/stackgan_embed_captions.py and set EMBEDDING_TYPE to its "
                 "encoder (char-ngram)") if embedding_type in ("cnn-rnn", "cnn-gru") else ""
         raise DataError(f"{path}: caption embeddings ({embedding_type}) not found{hint}")
     raw = read_pickle(path, f"{embedding_type} caption embeddings")

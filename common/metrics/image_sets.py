@@ -8,14 +8,13 @@ PNG writer's rule, as our generators' samples are). Any height and width: the ex
 from __future__ import annotations
 
 import hashlib
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
 
+from common.data.npfiles import LOAD_ERRORS, load_failure
 from common.metrics.samples import listing_sha256, to_uint8_rgb
 from common.metrics.weights import MetricsError
 
@@ -110,8 +109,9 @@ def _rgb(chunk: torch.Tensor) -> torch.Tensor:
 def _array(path: Path) -> ImageSet:
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-        raise MetricsError(f"{path}: not a readable {path.suffix} array ({err})") from None
+    except LOAD_ERRORS as err:
+        raise MetricsError(f"{path}: not a readable {path.suffix} array "
+                           f"({load_failure(path, err)})") from None
     key = None
     if isinstance(loaded, np.lib.npyio.NpzFile):
         names = list(loaded.files)
@@ -121,7 +121,7 @@ def _array(path: Path) -> ImageSet:
                                f"array, or one named {' or '.join(ARRAY_KEYS)}")
         try:
             array = loaded[key]
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        except LOAD_ERRORS as err:
             raise MetricsError(f"{path}: array {key!r} is not readable ({err})") from None
     else:
         array = loaded

@@ -45,25 +45,29 @@ class Protocol:
 PROTOCOLS = {p.name: p for p in [
     Protocol("is50k", "Inception Score of 50,000 samples in 10 splits, ImageNet Inception "
              "(CIFAR-10 IS of LR-GAN; Salimans et al. 2016)", ("is",), 50_000,
-             source="Salimans et al. 2016; lrgan.md 5.2, rpgan.md 5"),
+             source="Salimans et al. 2016; the LR-GAN and RP-GAN papers' IS tables"),
     Protocol("fid50k", "FID of 50,000 samples against all real images of the training split",
              ("fid",), 50_000, source="Heusel et al. 2017 (TTUR); StyleGAN fid50k_full"),
     Protocol("fid10k", "FID of 10,000 samples against the training split: cheap enough for "
              "curves over training (RP-GAN FID against iterations)", ("fid",), 10_000,
-             source="rpgan.md 5"),
+             source="RP-GAN paper, FID against iterations (docs/metrics.md, Protocols)"),
     Protocol("stackgan_is30k", "IS of 30,000 256 px samples drawn from the evaluation-split "
              "captions, 10 splits, ImageNet Inception (StackGAN COCO protocol)", ("is",), 30_000,
-             resolution=256, source="stackgan.md 6.2-6.3"),
+             resolution=256,
+             source="StackGAN papers' COCO IS (docs/stackgan.md, Sampling and evaluation)"),
     Protocol("stackgan_birds_is30k", "as stackgan_is30k, scored by the user-supplied Inception "
              "fine-tuned on the CUB test classes (50 classes + background logit, dropped)",
              ("is",), 30_000, resolution=256, is_classifier="user", drop_first_logit=True,
-             source="stackgan.md 6.3 (birds_valid299/model.ckpt-5000)"),
+             source="StackGAN's birds Inception birds_valid299/model.ckpt-5000 "
+                    "(docs/metrics.md, A classifier of your own for IS)"),
     Protocol("stackgan_fid30k", "FID of 30,000 256 px samples from the evaluation captions "
              "against the real evaluation-split images (same crop)", ("fid",), 30_000,
-             reference_split="test", resolution=256, source="stackgan.md 6.4 (our protocol)"),
+             reference_split="test", resolution=256,
+             source="our protocol (docs/stackgan.md, Sampling and evaluation)"),
     Protocol("acvae_test", "one sample per CelebA test-set attribute vector (19,962), FID and IS "
              "against the real test images, and attribute accuracy", ("fid", "is", "attr"),
-             19_962, reference_split="test", source="acvae.md 8.2 (our protocol)"),
+             19_962, reference_split="test",
+             source="our protocol (docs/metrics.md, Attribute accuracy)"),
     Protocol("fd_mnist10k", "FD, KID, precision/recall (128-d features) and IS (10 digit "
              "classes) of 10,000 samples against 10,000 real images, the project's MNIST "
              "feature network (--features)", ("fid", "kid", "pr", "is"), 10_000,

@@ -146,7 +146,15 @@ def reference_from_data(data_cfg: dict, split: str) -> Reference:
     if cfg.get("ROOT"):
         cfg["ROOT"] = str(Path(cfg["ROOT"]).expanduser().resolve())
     dataset = data.build(cfg, "reference DATA")
-    return Reference({"kind": "data", "data": cfg, "split": cfg.get("SPLIT")}, Uint8Images(dataset))
+    return Reference({"kind": "data", "data": without_cache_sizes(cfg), "split": cfg.get("SPLIT")},
+                     Uint8Images(dataset))
+
+
+def without_cache_sizes(cfg: dict) -> dict:
+    """The config without its CACHE_MB entries: a cache changes speed, never the pixels, so it
+    must not change a reference's key (and force its statistics to be computed again)."""
+    return {k: without_cache_sizes(v) if isinstance(v, dict) else v
+            for k, v in cfg.items() if k != "CACHE_MB"}
 
 
 def listing_sha256(folder: Path, paths: list[Path]) -> str:
@@ -196,7 +204,7 @@ def reference_for(trainer, spec: str, split: str, size: int = 0,
     eval_reference = models.spec(trainer.name).eval_reference
     if eval_reference is not None:
         dataset = eval_reference(trainer, split)
-        plain = {k: v for k, v in config_lib.to_plain(trainer.cfg).items()
+        plain = {k: v for k, v in without_cache_sizes(config_lib.to_plain(trainer.cfg)).items()
                  if k not in ("RUN", "EVAL")}
         return Reference({"kind": "model", "model": trainer.name, "split": split, "config": plain},
                          Uint8Images(dataset))

@@ -15,7 +15,7 @@ from common.errors import UserError
 from common.metrics import feature_net
 
 
-def main(argv=None, prog: str = "train_feature_net") -> int:
+def main(argv=None, prog: str = "train_feature_net.py") -> int:
     start = time.perf_counter()
     code = cli.train_main(feature_net.NAME, argv)
     args = cli.parse(cli.parser(prog), argv)

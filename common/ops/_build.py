@@ -114,7 +114,7 @@ def _register(result: ExtStatus) -> ExtStatus:
     except Exception as error:  # e.g. a torch.library API this torch version lacks
         return _failure(
             f"registering the op with torch.library failed ({type(error).__name__}: {error})",
-            f"use impl='ref' and report this with the output of scripts/ops_check.py "
+            f"use impl='ref' and report this with the output of scripts/lrgan_ops_check.py "
             f"(torch {torch.__version__})",
         )
     return result
@@ -257,7 +257,7 @@ def _load_jit(require_cuda: bool, allow_build: bool) -> ExtStatus:
     if not allow_build:
         return _failure(
             "the extension has not been built yet",
-            "run `python scripts/ops_check.py` (it builds it) or call stnm(..., impl='ext') once",
+            "run `python scripts/lrgan_ops_check.py` (it builds it) or call stnm(..., impl='ext') once",
         )
 
     missing = _missing_build_tools()
@@ -273,7 +273,7 @@ def _load_jit(require_cuda: bool, allow_build: bool) -> ExtStatus:
         text = str(error)
         return _failure(
             f"building the {flavour} extension failed: {_first_error_line(text).rstrip('.')}",
-            f"run `python scripts/ops_check.py --verbose` for the compiler output; "
+            f"run `python scripts/lrgan_ops_check.py --verbose` for the compiler output; "
             f"clear a broken cache with `rm -rf {final_dir}`",
             detail=text,
         )
@@ -285,7 +285,7 @@ def _load_jit(require_cuda: bool, allow_build: bool) -> ExtStatus:
     error = None if loaded_here else _load_library(library)
     if error:
         return _failure(f"the freshly built {library} failed to load: {error}",
-                        "run `python scripts/ops_check.py --verbose`")
+                        "run `python scripts/lrgan_ops_check.py --verbose`")
     return ExtStatus(
         loaded=True,
         has_cuda=with_cuda,

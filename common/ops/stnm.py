@@ -22,7 +22,7 @@ Implementations (``impl``):
   the reference otherwise, so a CPU-only start never waits for a compiler.
   Other devices use the reference.
 
-``python scripts/ops_check.py`` prints which implementation is active and why.
+``python scripts/lrgan_ops_check.py`` prints which implementation is active and why.
 """
 import os
 import warnings
@@ -231,7 +231,7 @@ def _warn_fallback(status: _build.ExtStatus) -> None:
     _warned.add(status.reason)
     warnings.warn(
         f"stnm: using the slower pure-PyTorch reference because {status.reason}. "
-        f"Fix: {status.fix}. Details: python scripts/ops_check.py",
+        f"Fix: {status.fix}. Details: python scripts/lrgan_ops_check.py",
         RuntimeWarning,
         stacklevel=4,
     )

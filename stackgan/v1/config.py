@@ -104,6 +104,7 @@ POSITIVE = ("Z_DIM", "VIS_COUNT", "TRAIN.MAX_EPOCH", "TRAIN.LR_DECAY_EPOCH",
 
 def check_config(cfg) -> None:
     """Rules across keys, then RUN.WORKERS from the original WORKERS unless it is given."""
+    text_data.check_keys(cfg)
     for key in POSITIVE:
         if get(cfg, key) < 1:
             raise ConfigError(f"{key} must be at least 1, got {get(cfg, key)}", key)

@@ -94,6 +94,7 @@ CHOICES = {"TREE.BRANCH_NUM": (1, 2, 3, 4, 5), **text_data.CHOICES, "TRAIN.LOSS"
 
 def check_config(cfg) -> None:
     """Rules across keys, then fill the RUN entries that follow the original keys."""
+    text_data.check_keys(cfg)
     if cfg.TREE.BASE_SIZE != 64:
         raise ConfigError(f"TREE.BASE_SIZE is {cfg.TREE.BASE_SIZE}; the StackGAN++ networks "
                           "start at 64x64 (the original ignores other values in the models)",

@@ -13,8 +13,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from common import data
 from common.data.folders import scan_folder
 from common.data.imageio import load_image
+from common.data.registry import DataSpec, option_error, register
 from common.data.transforms import to_tensor
 from common.errors import DataError
 from stackgan import text_data
@@ -63,6 +65,19 @@ class MultiSizeImageFolder(Dataset):
         return {"images": images, "image": images[-1]}
 
 
+def check_sizes(options: dict) -> None:
+    sizes = options["SIZES"]
+    if not all(isinstance(s, int) and s > 0 for s in sizes) or sizes != sorted(set(sizes)):
+        raise option_error("SIZES", "ascending distinct positive sizes (empty: DATA.IMAGE_SIZE)",
+                           sizes)
+
+
+@register("multi_size_folder", {"SIZES": []}, check=check_sizes)
+def build_multi_size_folder(spec: DataSpec) -> Dataset:
+    """Every image below DATA.ROOT, v2-cropped to OPTIONS.SIZES (unconditional StackGAN++)."""
+    return MultiSizeImageFolder(spec.root, list(spec.options["SIZES"]) or [spec.image_size])
+
+
 def image_folder_root(data_dir: str, dataset_name: str, split: str = "train") -> Path:
     """Where the unconditional images are: <DATA_DIR>/<DATASET_NAME>_<split> if that folder
     exists (the name an LSUN export mirrors: bedroom_train_lmdb -> bedroom_train), else
@@ -82,7 +97,9 @@ def training_set(cfg, sizes: list[int]) -> Dataset:
     else the unconditional image folder."""
     if cfg.GAN.B_CONDITION:
         return text_set(cfg, "train", sizes)
-    return MultiSizeImageFolder(image_folder_root(cfg.DATA_DIR, cfg.DATASET_NAME), sizes)
+    root = image_folder_root(cfg.DATA_DIR, cfg.DATASET_NAME)
+    return data.build(data.defaults("multi_size_folder", max(sizes), 3, str(root), "train",
+                                    {"SIZES": list(sizes)}), source=None)
 
 
 def text_set(cfg, split: str, sizes: list[int]) -> Dataset:

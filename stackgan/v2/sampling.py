@@ -114,7 +114,7 @@ def add_sample_args(parser) -> None:
     group = parser.add_argument_group("StackGAN++ (conditional models)")
     group.add_argument("--captions", default=None,
                        help="caption file (.t7, .pt or .npz with raw_txt / fea_txt, e.g. from "
-                            "scripts/embed_captions.py --captions) to condition on; default: the "
+                            "scripts/stackgan_embed_captions.py --captions) to condition on; default: the "
                             "evaluation split of the checkpoint's DATA_DIR")
     group.add_argument("--data-dir", default=None,
                        help="StackGAN data directory to read the evaluation split from "

@@ -69,7 +69,7 @@ def test_mnist_train_and_nll_command(shared_data, repo, tmp_path, capsys):
                  "DATA.CHANNELS=1", f"DATA.ROOT={shared_data / 'mnist'}", "VIS.SPLIT=test",
                  *TINY, "RUN.MAX_ITERS=2", "RUN.SAMPLE_EVERY=0"]
     run_in_process(overrides, tmp_path / "m")
-    spec = importlib.util.spec_from_file_location("eval_nll", repo / "scripts" / "eval_nll.py")
+    spec = importlib.util.spec_from_file_location("eval_nll", repo / "scripts" / "acvae_eval_nll.py")
     eval_nll = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(eval_nll)
     # 2 iterations finish no epoch, so there is no best.pt: score the last checkpoint

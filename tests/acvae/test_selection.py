@@ -1,5 +1,5 @@
 """crVAE's MNIST model selection: the per-epoch 5-sample NLL in the stats, checkpoints/best.pt,
-eval_nll.py scoring it (or the last with --last), resume keeping the best value, and the
+acvae_eval_nll.py scoring it (or the last with --last), resume keeping the best value, and the
 held-out alternative. Runs of 2 tiny epochs on the first digits of the real MNIST."""
 import importlib.util
 import json
@@ -61,7 +61,7 @@ def rows_with(run_dir, name):
 
 
 def eval_nll(repo):
-    spec = importlib.util.spec_from_file_location("eval_nll", repo / "scripts" / "eval_nll.py")
+    spec = importlib.util.spec_from_file_location("eval_nll", repo / "scripts" / "acvae_eval_nll.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

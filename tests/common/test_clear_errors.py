@@ -2,10 +2,16 @@
 never a silent wrong run (issue: hardening). In-process runs of the toy model's command line and
 of scripts/sample.py / evaluate.py."""
 
+import os
+import signal
+
 import pytest
 import torch
+from torch.utils.data import get_worker_info
 
 from common import checkpoint, cli
+from common.data.registry import KINDS, register
+from common.data.scenes import LayeredScenes
 from tests.conftest import load_script, one_error_line
 
 TOY = "tests.common.toy_model"
@@ -41,6 +47,29 @@ def test_impossible_run_settings_are_refused_before_anything_is_written(tmp_path
     assert cli.train_main(TOY, ["--cfg", str(toy_cfg), "--out", str(out), *TINY, *args]) == 2
     assert message in one_error_line(capsys)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("TOY.LR=-0.5", "error: TOY.LR: Invalid learning rate: -0.5 (refused by the optimizer)"),
+])
+def test_a_setting_the_optimizer_refuses_names_its_key(tmp_path, toy_cfg, capsys, override,
+                                                      message):
+    out = tmp_path / "run"
+    assert cli.train_main(TOY, ["--cfg", str(toy_cfg), "--out", str(out), "--device", "cpu",
+                                *TINY, override]) == 2
+    assert one_error_line(capsys) == message
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max-iters", "abc"], "error: --max-iters: invalid int value: 'abc' (see "),
+    (["--no-such-option"], "error: unrecognized arguments: --no-such-option (see "),
+])
+def test_a_malformed_command_line_is_one_line(toy_cfg, capsys, argv, message):
+    with pytest.raises(SystemExit) as stop:
+        cli.train_main(TOY, ["--cfg", str(toy_cfg), *argv])
+    assert stop.value.code == 2
+    assert one_error_line(capsys).startswith(message)
 
 
 def test_cuda_without_a_gpu_is_one_line(tmp_path, toy_cfg, capsys):
@@ -151,3 +180,57 @@ def test_a_truncated_image_is_one_line_also_from_a_loader_worker(tmp_path, toy_c
                                 "TOY.BATCH_SIZE=70", f"RUN.WORKERS={workers}"]) == 2
     line = one_error_line(capsys)
     assert "zz_truncated.png: corrupt or truncated image" in line and "Traceback" not in line
+
+
+# ---- a loader worker that dies on its own (the kernel's out-of-memory killer) ------------------
+class ScenesThatKillTheirWorker(LayeredScenes):
+    """Layered scenes whose loader worker kills itself (SIGKILL, as the OOM killer does) at its
+    first item; the main process reads them unharmed (reals.png)."""
+
+    def __getitem__(self, index):
+        if get_worker_info() is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().__getitem__(index)
+
+
+@register("scenes_killing_their_worker", KINDS["layered_scenes"].options, needs_root=False)
+def _build_killing_scenes(spec):
+    o = spec.options
+    return ScenesThatKillTheirWorker(o["LENGTH"], spec.image_size, spec.channels, o["SEED"],
+                                     o["OBJECTS"], o["SCALE"], o["SHAPES"], o["BACKGROUND"])
+
+
+def test_a_worker_killed_while_the_batch_is_awaited_ends_with_a_checkpoint(tmp_path, toy_cfg,
+                                                                           capsys):
+    out = tmp_path / "run"
+    assert cli.train_main(TOY, ["--cfg", str(toy_cfg), "--out", str(out), "--device", "cpu",
+                                *TINY, "DATA.KIND=scenes_killing_their_worker",
+                                "RUN.WORKERS=1"]) == 3
+    line = one_error_line(capsys)
+    assert "DataLoader worker (pid" in line and "at iteration 0" in line, line
+    assert "last.pt written" in line and "--resume auto" in line and "RUN.WORKERS" in line
+    state = checkpoint.load(out / "checkpoints" / "last.pt")
+    assert state["counters"]["iteration"] == 0
+
+
+def test_a_worker_lost_in_the_middle_of_an_iteration_keeps_the_last_checkpoint(
+        tmp_path, toy_cfg, capsys, monkeypatch):
+    """PyTorch's SIGCHLD handler can raise in the middle of a step: then nothing new is saved
+    (the networks may be half updated) and the line names the checkpoint that is kept."""
+    from tests.common import toy_model
+    step = toy_model.ToyTrainer.g_step
+
+    def g_step(self, batch):
+        if self.progress.iteration == 5:
+            raise RuntimeError("DataLoader worker (pid 4242) is killed by signal: Killed. ")
+        return step(self, batch)
+    monkeypatch.setattr(toy_model.ToyTrainer, "g_step", g_step)
+    out = tmp_path / "run"
+    assert cli.train_main(TOY, ["--cfg", str(toy_cfg), "--out", str(out), "--device", "cpu",
+                                "TOY.BATCH_SIZE=4", "RUN.CKPT_EVERY=4"]) == 3
+    line = one_error_line(capsys)
+    assert line == ("error: DataLoader worker (pid 4242) is killed by signal: Killed during "
+                    f"iteration 6; last good checkpoint: {out / 'checkpoints' / 'last.pt'} "
+                    "(iteration 4); resume with --resume auto (out of memory? fewer RUN.WORKERS "
+                    "or a smaller batch need less)")
+    assert checkpoint.load(out / "checkpoints" / "last.pt")["counters"]["iteration"] == 4

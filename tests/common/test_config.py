@@ -104,6 +104,15 @@ def test_dump_round_trips_and_differences(tmp_path):
         "DATA.OPTIONS.SEED: 4 -> '<absent>'", "TRAIN.LR: 0.5 -> 0.25"]
 
 
+def test_a_cache_size_may_change_on_resume():
+    """Caches change speed, never pixels: runs written before CACHE_MB existed resume."""
+    old = {"DATA": {"KIND": "scenes", "OPTIONS": {"SIZE": 32}}, "DATASET": {"NAME": "birds"}}
+    new = {"DATA": {"KIND": "scenes", "OPTIONS": {"SIZE": 32, "CACHE_MB": 256}},
+           "DATASET": {"NAME": "birds", "CACHE_MB": 0}}
+    assert config.differences(old, new) == []
+    assert config.differences(old, {**new, "DATA": {"KIND": "scenes", "OPTIONS": {"SIZE": 64}}})
+
+
 def test_options_follow_their_kind():
     defaults = config.with_run_defaults({"DATA": {"KIND": "a", "OPTIONS": FreeDict(
         {"LENGTH": 5}, follows="KIND")}})

@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from common.data import celeba, mnist
+from common.data import celeba, mnist, t7captions
 from common.errors import DataError
 from common.metrics import image_sets
 from common.metrics.weights import MetricsError
@@ -37,6 +37,11 @@ def images_npz(path):
     return path
 
 
+def captions_npz(path):
+    np.savez(path, raw_txt=np.array(["a small bird"] * 2), fea_txt=np.zeros((2, 8), np.float32))
+    return path
+
+
 def truncate(path, keep=0.6):
     data = path.read_bytes()
     path.write_bytes(data[:int(len(data) * keep)])
@@ -48,6 +53,7 @@ CASES = {
     "celeba_zip": (attr_zip, "list_attr_celeba.zip", celeba.read_attributes, DataError),
     "filters_npz": (filters_npz, "filts.npz", projection.load_filters_npz, DataError),
     "image_set_npz": (images_npz, "samples.npz", image_sets.load, MetricsError),
+    "caption_npz": (captions_npz, "captions.npz", t7captions.read_caption_file, DataError),
 }
 
 
@@ -66,6 +72,20 @@ def test_a_damaged_file_is_one_error_naming_it(tmp_path, case, damage):
         read(path)
     message = str(caught.value)
     assert message.startswith(str(path)) and "\n" not in message, message
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "the file is empty"),
+    (b"just some text", "not a NumPy file (neither an .npz zip archive nor an .npy array)")])
+@pytest.mark.parametrize("case", ["filters_npz", "image_set_npz", "caption_npz"])
+def test_an_npz_that_is_no_numpy_file_says_so(tmp_path, case, content, reason):
+    """np.load tries to unpickle such a file and then speaks of pickles: the message says what
+    the file is instead."""
+    _, name, read, error = CASES[case]
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(error) as caught:
+        read(tmp_path / name)
+    assert reason in str(caught.value) and "pickle" not in str(caught.value)
 
 
 def test_a_decompression_bomb_is_one_error_naming_it(tmp_path, monkeypatch):

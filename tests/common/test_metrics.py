@@ -177,3 +177,12 @@ def test_eval_section_is_in_every_config_and_does_not_block_resume():
     assert config_lib.differences(base, cfg) == []
     old = {k: v for k, v in config_lib.to_plain(base).items() if k != "EVAL"}
     assert config_lib.differences(old, cfg) == []   # checkpoints made before EVAL existed
+
+
+def test_a_cache_size_does_not_change_the_reference_key():
+    """The cache keeps the same pixels: its size must not force the statistics to be redone."""
+    from common.metrics.samples import reference_from_data
+    section = {"KIND": "layered_scenes", "SIZE": 16, "OPTIONS": {"LENGTH": 64}}
+    keys = [reference_from_data({**section, "OPTIONS": {**section["OPTIONS"], **extra}}, "")
+            .key({}) for extra in ({}, {"CACHE_MB": 64}, {"SEED": 5})]
+    assert keys[0] == keys[1] != keys[2]

@@ -71,7 +71,7 @@ def test_stackgan_samples_walk_the_evaluation_captions_at_256_px(shared_data, tm
     from tests.common.data.textdata import tiny_birds
     cub = shared_data / "cub"
     root = tiny_birds(tmp_path / "data", cub, dim=12)     # 8 test images x 3 captions
-    module = models.module("stackgan2")
+    module = models.module("stackgan_v2")
     cfg = models.load_config(module, None, V2_TINY + [f"DATA_DIR={root}",
                                                       f"DATASET.CUB_DIR={cub / 'CUB_200_2011'}"])
     torch.manual_seed(0)
@@ -102,7 +102,7 @@ def test_stackgan_v1_samples_walk_the_evaluation_captions(shared_data, tmp_path)
     from tests.common.data.textdata import tiny_birds
     cub = shared_data / "cub"
     root = tiny_birds(tmp_path / "data", cub, dim=16)
-    module = models.module("stackgan")
+    module = models.module("stackgan_v1")
     cfg = models.load_config(module, None, [
         "GAN.GF_DIM=4", "GAN.DF_DIM=2", "GAN.CONDITION_DIM=6", "GAN.R_NUM=1", "Z_DIM=10",
         "TEXT.DIMENSION=16", "TRAIN.BATCH_SIZE=4", f"DATA_DIR={root}",

@@ -93,6 +93,10 @@ def test_bad_command_lines_exit_2_and_write_nothing(repo, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: "), err
         assert not out.exists()
+    # an override between options is still an override (options and KEY=VALUE in any order)
+    assert main(["lrgan_mnist_one", "MODEL.NO_SUCH_KEY=1", "--budget", "smoke", "--out",
+                 str(out)]) == 2
+    assert "MODEL.NO_SUCH_KEY" in capsys.readouterr().err and not out.exists()
 
 
 # ---- every claim end to end at the smoke budget -----------------------------------------------

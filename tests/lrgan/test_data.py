@@ -4,7 +4,7 @@ import torch
 
 from common import data
 from common.data.cub_crops import square_box
-from common.errors import DataError
+from common.errors import ConfigError, DataError
 
 
 def mnist_layers(shared_data, kind, size, **options):
@@ -51,9 +51,9 @@ def test_mnist_two_has_two_digits_at_64px(shared_data):
 
 
 def test_mnist_layers_bad_options(shared_data):
-    with pytest.raises(DataError, match="SCALE"):
+    with pytest.raises(ConfigError, match="SCALE"):
         mnist_layers(shared_data, "mnist_one", 32, SCALE=[0.9, 0.5])
-    with pytest.raises(DataError, match="BACKGROUND"):
+    with pytest.raises(ConfigError, match="BACKGROUND"):
         mnist_layers(shared_data, "mnist_one", 32, BACKGROUND=[0.0, 2.0])
     with pytest.raises(DataError, match="MNIST file"):
         data.build(data.defaults("mnist_one", 32, 1, root=str(shared_data / "cub")))

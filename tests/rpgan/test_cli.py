@@ -24,7 +24,7 @@ def cell(grid: np.ndarray, index: int, nrow: int, size: int, pad: int = 2) -> np
 def test_train_resume_fixbn_sample_interp(cli, repo, shared_data, tmp_path):
     faces = sorted((shared_data / "celeba" / "img_align_celeba").glob("*.jpg"))
     (tmp_path / "faces.txt").write_text("".join(f"{p}\n" for p in faces))
-    cli([repo / "scripts/make_filters.py", "filts.npz", "--k", "3", "--seed", "5"], tmp_path)
+    cli([repo / "scripts/rpgan_make_filters.py", "filts.npz", "--k", "3", "--seed", "5"], tmp_path)
     train = [repo / "scripts/train_rpgan.py", "--cfg", repo / "cfg/rpgan_face12.yml", "--out",
              "run", "--device", "cpu", "DATA.ROOT=faces.txt", "PROJ.FILTERS=filts.npz", *TINY]
     out = cli([*train, "--max-iters", "2"], tmp_path).stdout   # resume: see test_trainer.py
@@ -34,11 +34,11 @@ def test_train_resume_fixbn_sample_interp(cli, repo, shared_data, tmp_path):
     assert state["counters"]["iteration"] == 2
     assert torch.equal(state["nets"]["D"]["filters"], load_filters_npz(tmp_path / "filts.npz")[0])
 
-    cli([repo / "scripts/fixbn.py", "run", "--n", "64"], tmp_path)
+    cli([repo / "scripts/rpgan_fixbn.py", "run", "--n", "64"], tmp_path)
     assert int(checkpoint.load(ckpt)["nets"]["G"]["norms.0.population_count"]) == 64
     cli([repo / "scripts/sample.py", "run", "grid.png", "--seed", "2", "--bn", "population"],
         tmp_path)
-    cli([repo / "scripts/interp.py", "run", "interp.png", "17,33", "150,1", "--seed", "2"],
+    cli([repo / "scripts/rpgan_interp.py", "run", "interp.png", "17,33", "150,1", "--seed", "2"],
         tmp_path)
     grid = np.asarray(Image.open(tmp_path / "grid.png"))
     rows = np.asarray(Image.open(tmp_path / "interp.png"))
@@ -53,6 +53,6 @@ def test_train_resume_fixbn_sample_interp(cli, repo, shared_data, tmp_path):
 
 
 def test_interp_names_bad_ids_in_one_line(repo, tmp_path, capsys):
-    interp = runpy.run_path(str(repo / "scripts/interp.py"), run_name="interp")
+    interp = runpy.run_path(str(repo / "scripts/rpgan_interp.py"), run_name="interp")
     assert interp["main"]([str(tmp_path), "x.png", "1,200"]) == 2
     assert "outside 1..150" in capsys.readouterr().err

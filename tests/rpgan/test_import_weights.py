@@ -241,15 +241,15 @@ def test_import_then_sample_interp_fixbn_evaluate_and_resume(cli, repo, shared_d
             "RUN.PROGRESS=lines"]
     args = [a for k, f in files.items() for a in (f"--{k}", f)]
     out = cli([repo / "scripts/import_weights.py", "rpgan", "--cfg", repo / "cfg/rpgan_face12.yml",
-               *args, "--filters", ffile, "--out", "run", *tiny], tmp_path).stdout
+               *args, tiny[0], "--filters", ffile, "--out", "run", *tiny[1:]], tmp_path).stdout
     assert "iteration 7" in out
     run = tmp_path / "run"
     assert (run / "config.yml").is_file() and (run / "checkpoints" / "last.pt").is_file()
 
     scripts = {n: runpy.run_path(str(repo / "scripts" / f"{n}.py"), run_name=n)["main"]
-               for n in ("sample", "interp", "fixbn")}
+               for n in ("sample", "rpgan_interp", "rpgan_fixbn")}
     assert scripts["sample"]([str(run), str(tmp_path / "grid.png"), "--bn", "population"]) == 0
-    assert scripts["interp"]([str(run), str(tmp_path / "interp.png"), "1,150"]) == 0
+    assert scripts["rpgan_interp"]([str(run), str(tmp_path / "interp.png"), "1,150"]) == 0
     generator, _, _ = load_generator(run)
     z = sampling.noise_pool(0, 5, 100)
     want = tf_images(bg, z.numpy(), 64, population=True)
@@ -261,7 +261,7 @@ def test_import_then_sample_interp_fixbn_evaluate_and_resume(cli, repo, shared_d
     default = sample(trainer, Namespace(n=5, seed=0, nrow=5, bn="auto"))["samples"][0]
     assert torch.equal(default, trainer.generate(5, 0, population=True))
     assert not torch.equal(default, trainer.generate(5, 0, population=False))
-    assert scripts["fixbn"]([str(run), "--n", "32", "--out", str(tmp_path / "fixed.pt")]) == 0
+    assert scripts["rpgan_fixbn"]([str(run), "--n", "32", "--out", str(tmp_path / "fixed.pt")]) == 0
 
     before = checkpoint.load(run / "checkpoints" / "last.pt")
     assert train_main("rpgan", ["--cfg", str(run / "config.yml"), "--out", str(run), "--resume",

@@ -23,7 +23,7 @@ def test_config_decides_the_version(repo, tmp_path):
 @pytest.mark.slow
 def test_train_then_sample_on_real_cub(repo, shared_data, tmp_path, cli, capsys):
     cub = shared_data / "cub"
-    embed = load_script("embed_captions").main
+    embed = load_script("stackgan_embed_captions").main
     assert embed(["--data-dir", str(cub / "birds"), "--out", str(tmp_path / "birds"),
                   "--only-present"]) == 0
     data = [f"DATA_DIR={tmp_path / 'birds'}", f"DATASET.CUB_DIR={cub / 'CUB_200_2011'}",

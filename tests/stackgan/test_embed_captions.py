@@ -1,4 +1,4 @@
-"""scripts/embed_captions.py on the real CUB captions and the COCO example captions."""
+"""scripts/stackgan_embed_captions.py on the real CUB captions and the COCO example captions."""
 import importlib.util
 
 import numpy as np
@@ -12,8 +12,8 @@ from common.data.text_files import load_captions, load_class_ids, load_embedding
 
 @pytest.fixture(scope="module")
 def embed(repo):
-    spec = importlib.util.spec_from_file_location("embed_captions",
-                                                  repo / "scripts" / "embed_captions.py")
+    spec = importlib.util.spec_from_file_location(
+        "stackgan_embed_captions", repo / "scripts" / "stackgan_embed_captions.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main

@@ -1,5 +1,5 @@
 """StackGAN++ end to end: the training CLI on the real CUB subset (embeddings written by
-scripts/embed_captions.py from the real captions) and on an image folder, TRAIN.FLAG False
+scripts/stackgan_embed_captions.py from the real captions) and on an image folder, TRAIN.FLAG False
 evaluation files, and scripts/sample.py on the checkpoints."""
 import json
 import pickle
@@ -42,7 +42,7 @@ def evaluate(run_dir, net_g, *overrides):
 @pytest.mark.slow
 def test_conditional_cli_on_real_cub(repo, shared_data, tmp_path, cli):
     cub = shared_data / "cub"
-    embed = load_script("embed_captions").main
+    embed = load_script("stackgan_embed_captions").main
     birds = tmp_path / "birds"
     assert embed(["--data-dir", str(cub / "birds"), "--out", str(birds), "--only-present",
                   "--dim", "32"]) == 0

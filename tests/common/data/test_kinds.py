@@ -33,6 +33,19 @@ def test_layered_scenes_deterministic_any_size():
     assert build("layered_scenes", size=70, channels=1, LENGTH=2)[1]["image"].shape == (1, 70, 70)
 
 
+def test_layered_scenes_cache_keeps_the_same_pictures():
+    plain = build("layered_scenes", size=16, LENGTH=6, SEED=2)
+    cached = build("layered_scenes", size=16, LENGTH=6, SEED=2, CACHE_MB=1.0)
+    too_small = build("layered_scenes", size=16, LENGTH=6, SEED=2, CACHE_MB=0.001)
+    assert cached.cache == {} and too_small.cache is None and plain.cache is None
+    for i in (0, 5, 0):
+        first = cached[i]
+        first["image"].zero_()                    # a caller's in-place change stays its own
+        assert torch.equal(cached[i]["image"], plain[i]["image"])
+        assert int(cached[i]["label"]) == int(plain[i]["label"])
+    assert sorted(cached.cache) == [0, 5]
+
+
 def test_layered_scenes_objects_are_pasted():
     flat = build("layered_scenes", size=32, LENGTH=4, OBJECTS=[0, 0], BACKGROUND="flat")
     img = flat[0]["image"]
@@ -46,8 +59,37 @@ def test_layered_scenes_objects_are_pasted():
                                             ({"OBJECTS": [2, 1]}, "OBJECTS"),
                                             ({"BACKGROUND": "sky"}, "BACKGROUND")])
 def test_layered_scenes_bad_options(options, match):
-    with pytest.raises(DataError, match=match):
+    with pytest.raises(ConfigError, match=match):
         build("layered_scenes", **options)
+
+
+# Option values are checked when a config is loaded, before any file is read: the roots below
+# do not exist, so a check that needed the files would fail differently.
+@pytest.mark.parametrize("kind, options, key", [
+    ("layered_scenes", {"SCALE": [0.0, 0.5]}, "SCALE"),
+    ("layered_scenes", {"LENGTH": 0}, "LENGTH"),
+    ("layered_scenes", {"SHAPES": []}, "SHAPES"),
+    ("layered_scenes", {"CACHE_MB": -1.0}, "CACHE_MB"),
+    ("mnist", {"RESIZE": "stretch"}, "RESIZE"),
+    ("mnist_one", {"SCALE": [0.9, 0.5]}, "SCALE"),
+    ("mnist_two", {"DIGITS": 0}, "DIGITS"),
+    ("image_folder", {"CROP": "middle"}, "CROP"),
+    ("list_file", {"CROP": "middle"}, "CROP"),
+    ("cub_crops", {"CROP_SCALE": 0.0}, "CROP_SCALE"),
+    ("celeba", {"CROP": "zoom"}, "CROP"),
+    ("celeba", {"ATTR_CODING": "bits"}, "ATTR_CODING"),
+    ("celeba", {"CROP_BOX": [10, 10, 5, 20]}, "CROP_BOX"),
+    ("stackgan_text", {"RESIZE": "longer"}, "RESIZE"),
+    ("stackgan_text", {"WRONG": "random"}, "WRONG"),
+    ("stackgan_text", {"SIZES": [128, 64]}, "SIZES"),
+    ("stackgan_text", {"EMBEDDING_TYPE": "bert"}, "EMBEDDING_TYPE"),
+])
+def test_option_values_checked_at_config_load(tmp_path, kind, options, key):
+    section = data.defaults(kind, 32, 3, str(tmp_path / "absent"), "train", options)
+    with pytest.raises(ConfigError, match=f"DATA.OPTIONS.{key} must be") as caught:
+        data.check(section)
+    assert caught.value.key == f"DATA.OPTIONS.{key}" and kind in str(caught.value)
+    data.check(data.defaults(kind, 32, 3, str(tmp_path / "absent"), "train"))  # defaults pass
 
 
 def test_unknown_kind_option_and_missing_root():

@@ -145,7 +145,7 @@ def test_fallback_warns_once_and_ext_errors_name_the_cause(tmp_path):
     assert "reference because" in lines["cuda-message"] and "Fix:" in lines["cuda-message"]
     if ninja:
         assert "no C++ compiler" in lines["ext-error"] and "CXX" in lines["ext-error"]
-        assert "failed" in lines["build-error"] and "ops_check.py --verbose" in lines["build-error"]
+        assert "failed" in lines["build-error"] and "lrgan_ops_check.py --verbose" in lines["build-error"]
     else:
         assert "ninja" in lines["ext-error"] and "pip install ninja" in lines["ext-error"]
     assert lines["leftovers"] == "[]"  # no half-built directory or lock is left behind

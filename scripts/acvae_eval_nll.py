@@ -1,6 +1,6 @@
 """Importance-sampled negative log-likelihood of a crVAE MNIST checkpoint on the test set.
 
-python scripts/eval_nll.py RUN_OR_CKPT [--last] [--samples 5,100,10000] [--device cuda]
+python scripts/acvae_eval_nll.py RUN_OR_CKPT [--last] [--samples 5,100,10000] [--device cuda]
        [--batch 128] [--chunk 100] [--static binarized_mnist_test.amat] [--data-root DIR]
        [--full-test] [--limit N] [--seed 0] [--json out.json]
 
@@ -13,7 +13,6 @@ As crVAE's main_mnist.lua: log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - 
 [1e-5, 1 - 1e-5]; floor(10000 / batch) * batch test images unless --full-test. Prints and
 (optionally) writes one JSON record per sample count, with how the test set was binarised.
 """
-import argparse
 import json
 import sys
 import time
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from common.cli import ArgumentParser  # noqa: E402
 from acvae.nll import evaluate  # noqa: E402
 from acvae.train_mnist import test_images  # noqa: E402
 from common import checkpoint  # noqa: E402
@@ -30,7 +30,7 @@ from common.errors import CheckpointError, ConfigError, UserError  # noqa: E402
 
 
 def parse(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("ckpt", help="checkpoint file or run directory of an mnist_* variant")
     p.add_argument("--last", action="store_true", help="a run directory's last checkpoint "
                    "instead of checkpoints/best.pt")

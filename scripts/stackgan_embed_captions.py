@@ -1,7 +1,7 @@
 """Write StackGAN-format caption embeddings from caption text (the char-CNN-RNN files are gone).
 
 Split mode (CUB / flowers / COCO data directories):
-  python scripts/embed_captions.py --data-dir data/birds [--text-dir DIR] [--splits train test]
+  python scripts/stackgan_embed_captions.py --data-dir data/birds [--text-dir DIR] [--splits train test]
          [--encoder char-ngram|sentence-transformer] [--out DIR] [--only-present]
 reads <data-dir>/<split>/filenames.pickle (and class_info.pickle) and <text-dir>/<key>.txt (one
 caption per line; default <data-dir>/text, else <data-dir>/text_c10) and writes
@@ -11,12 +11,11 @@ With --only-present, images without a caption file are left out and the shortene
 filenames.pickle / class_info.pickle are written to --out (which must then be a new folder).
 
 Caption-file mode (sampling from sentences, e.g. COCO example_captions.txt):
-  python scripts/embed_captions.py --captions example_captions.txt --out captions.npz|.pt
+  python scripts/stackgan_embed_captions.py --captions example_captions.txt --out captions.npz|.pt
 
 The embeddings are NOT the published char-CNN-RNN ones: scores of models trained on them are
 not comparable with the papers' numbers.
 """
-import argparse
 import pickle
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from common.cli import ArgumentParser  # noqa: E402
 from common.data.t7captions import write_caption_file  # noqa: E402
 from common.data.text_encoders import ENCODERS, get_encoder  # noqa: E402
 from common.data.text_files import (EMBEDDING_FILES, load_captions, load_class_ids,  # noqa: E402
@@ -33,7 +33,7 @@ from common.errors import DataError, UserError  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", help="StackGAN data directory with <split>/filenames.pickle")
     p.add_argument("--text-dir", help="caption folder (<key>.txt); default <data-dir>/text")
     p.add_argument("--splits", nargs="+", default=["train", "test"])

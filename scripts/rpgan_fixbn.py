@@ -1,21 +1,21 @@
 """Compute an RP-GAN generator's population batch-norm statistics once and store them in the
 checkpoint (the original's fixbn.py, seeded).
 
-python scripts/fixbn.py CKPT_OR_RUN [--out FILE] [--n 2048] [--seed 0] [--device cpu]
+python scripts/rpgan_fixbn.py CKPT_OR_RUN [--out FILE] [--n 2048] [--seed 0] [--device cpu]
 
 One forward pass of n latents z ~ U(-1, 1); every batch-norm layer records the mean and the
 biased variance of its input over that batch (each layer normalised with the same batch's
 statistics). The checkpoint is rewritten atomically (or written to --out); then
-`scripts/sample.py CKPT --bn population` and `scripts/interp.py` use these statistics, so an
+`scripts/sample.py CKPT --bn population` and `scripts/rpgan_interp.py` use these statistics, so an
 image depends on its own latent only. Resuming training from the checkpoint drops them (they
 would go stale).
 """
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.cli import ArgumentParser  # noqa: E402
 from common import checkpoint  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from rpgan.sampling import FIXBN_BATCH, population_statistics  # noqa: E402
@@ -23,7 +23,7 @@ from rpgan.trainer import load_generator  # noqa: E402
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("ckpt", help="RP-GAN checkpoint file or run directory")
     p.add_argument("--out", default=None, help="write here instead of rewriting the checkpoint")
     p.add_argument("--n", type=int, default=FIXBN_BATCH, help="batch size (default 2048)")

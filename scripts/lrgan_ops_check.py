@@ -1,12 +1,11 @@
 """Which STNM implementation is active, why, and does it give the right answer?
 
-    python scripts/ops_check.py              # build the extension if needed, then check it
-    python scripts/ops_check.py --no-build   # only report what is already available
-    python scripts/ops_check.py --verbose    # include the compiler output of a failed build
+    python scripts/lrgan_ops_check.py              # build the extension if needed, then check it
+    python scripts/lrgan_ops_check.py --no-build   # only report what is already available
+    python scripts/lrgan_ops_check.py --verbose    # include the compiler output of a failed build
 
 Exit status 0 when the active implementation agrees with the reference.
 """
-import argparse
 import os
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from common.cli import ArgumentParser  # noqa: E402
 from common.ops import _build, _sources, stnm, stnm_ref  # noqa: E402
 
 
@@ -154,7 +154,7 @@ def variant_check(device, impl, variable, value):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-build", action="store_true", help="never compile; report what exists")
     parser.add_argument("--verbose", action="store_true", help="print compiler output of a failed build")
     args = parser.parse_args()

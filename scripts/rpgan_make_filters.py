@@ -1,6 +1,6 @@
 """Draw a bank of K random projection filters and write it as a filts.npz (original layout).
 
-python scripts/make_filters.py OUT.npz --k 48 [--seed 0] [--size 8] [--stride 2] [--channels 1]
+python scripts/rpgan_make_filters.py OUT.npz --k 48 [--seed 0] [--size 8] [--stride 2] [--channels 1]
 
 Each filter is a float32 standard-normal [size, size, 3, channels] draw divided by its L2 norm,
 as the original's filts/rproj.py, but seeded: the same seed gives the bank that PROJ.SEED gives
@@ -8,17 +8,17 @@ in a config, so a run with PROJ.FILTERS=OUT.npz equals one with PROJ.SEED=SEED. 
 `nfilt`, `p{i}` [size, size, 3, channels] and `s{i}` (the stride), and loads in the original
 code too.
 """
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.cli import ArgumentParser  # noqa: E402
 from rpgan.projection import draw_filters, save_filters_npz  # noqa: E402
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out", help="output .npz file")
     p.add_argument("--k", type=int, required=True, help="number of projections")
     p.add_argument("--seed", type=int, default=0, help="seed of numpy's RandomState")
