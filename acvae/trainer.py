@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from acvae.sampling import add_sample_args, eval_samples, sample
 from common import data
+from common.config import require_at_least
 from common.errors import ConfigError
 from common.models import ModelSpec
 
@@ -98,6 +99,8 @@ def check_config(cfg) -> None:
     if m.STAGE == 2 and m.VARIANT not in GROWING:
         raise ConfigError(f"MODEL.STAGE 2 exists for {', '.join(GROWING)}, not {m.VARIANT}",
                           "MODEL.STAGE")
+    require_at_least(cfg, 1, "MODEL.BASE_CHANNELS", "MODEL.LATENT_CHANNELS", "TRAIN.EPOCHS",
+                     "TRAIN.LR_STEP")
     if m.LATENT_CHANNELS % m.TIME_STEPS or (8 * m.BASE_CHANNELS) % m.TIME_STEPS:
         raise ConfigError(f"MODEL.TIME_STEPS {m.TIME_STEPS} must divide LATENT_CHANNELS and "
                           "8 * BASE_CHANNELS", "MODEL.TIME_STEPS")
@@ -108,9 +111,14 @@ def check_config(cfg) -> None:
     if t.FAKE_LABEL < 3:
         raise ConfigError("TRAIN.FAKE_LABEL must be at least 3 (real, mismatched, sample and "
                           "reconstruction slots)", "TRAIN.FAKE_LABEL")
-    if t.BATCH_SIZE < 2 or t.EPOCHS < 1 or t.LR_STEP < 1:
-        raise ConfigError("TRAIN.BATCH_SIZE must be >= 2, EPOCHS and LR_STEP >= 1",
+    if t.BATCH_SIZE < 2:
+        raise ConfigError(f"TRAIN.BATCH_SIZE must be >= 2 (batch norm), got {t.BATCH_SIZE}",
                           "TRAIN.BATCH_SIZE")
+    if mnist and min(cfg.NLL.SAMPLES, default=0) < 1:
+        raise ConfigError(f"NLL.SAMPLES must be a list of positive counts, got "
+                          f"{cfg.NLL.SAMPLES}", "NLL.SAMPLES")
+    if mnist:
+        require_at_least(cfg, 1, "NLL.BATCH_SIZE", "NLL.CHUNK")
     if mnist and cfg.NLL.SELECT_ON != "none" and cfg.NLL.EPOCH_SAMPLES < 1:
         raise ConfigError("NLL.EPOCH_SAMPLES must be at least 1", "NLL.EPOCH_SAMPLES")
     if mnist and cfg.NLL.SELECT_ON == "heldout" and cfg.NLL.HELDOUT < 1:

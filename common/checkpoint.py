@@ -24,7 +24,11 @@ FORMAT = 1
 def save(state: dict, path: str | Path) -> Path:
     """torch.save to a temporary file in the same folder, then rename over `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # e.g. a file where the folder should be
+        raise CheckpointError(f"{path}: the checkpoint could not be written (its folder: "
+                              f"{err.strerror or err})") from None
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     for stale in path.parent.glob(f".{path.name}.tmp*"):  # left by a process killed mid-save
         if stale != tmp:
@@ -55,12 +59,26 @@ def read(path: str | Path, what: str, map_location="cpu"):
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # unpickling errors come in many types
-        first = "the file is empty" if path.stat().st_size == 0 else first_line(err)
-        raise CheckpointError(f"{path}: not a readable {what} ({first})") from None
+        raise CheckpointError(f"{path}: not a readable {what} ({_load_failure(path, err)})") \
+            from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT and isinstance(obj.get("model"), str):
         from common import models  # a checkpoint of a renamed model: its current name
         obj["model"] = models.canonical(obj["model"])
     return obj
+
+
+def _load_failure(path: Path, err: Exception) -> str:
+    """Why torch.load refused a file, in words (its own text is a page about weights_only)."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not head:
+        return "the file is empty"
+    if not (head == b"PK" or head[:1] == b"\x80"):  # a zip archive, or the legacy pickle format
+        return "not a PyTorch file (neither a zip archive nor a pickle)"
+    text = first_line(err)
+    if text.startswith("Weights only load failed"):
+        return "it holds objects other than tensors and plain containers, which are not loaded"
+    return text
 
 
 def strip_data_parallel(state: dict) -> dict:
@@ -215,6 +233,8 @@ def trainer_from_state(state: dict, device: str | torch.device = "cpu",
     EMA network where the model keeps one.
     """
     from common import models  # the registry imports the model packages lazily
+    if isinstance(device, str):  # the tools' --device: a typo or a missing GPU is one error
+        dist.check_device(device, "--device")
     missing = [k for k in ("model", "config", "counters") if k not in state]
     if missing:
         raise CheckpointError(f"{source}: a ganrepro checkpoint without its {missing[0]!r} entry "

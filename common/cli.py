@@ -61,6 +61,30 @@ def parse(p: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse
     return p.parse_intermixed_args(argv)
 
 
+def check_counts(args, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = ()) -> None:
+    """Count options of a script are in range: a negative or zero count is a typo, not a
+    request. Options left at None (not given) are skipped."""
+    for names, lowest, expected in ((positive, 1, "a positive count"),
+                                    (non_negative, 0, "a count >= 0")):
+        for name in names:
+            value = vars(args).get(name)
+            if value is not None and value < lowest:
+                raise ConfigError(f"--{name.replace('_', '-')}: expected {expected}, got {value}")
+
+
+def write_output(target: str | Path, write) -> Path:
+    """write(target) for a script's output file; a folder or an unwritable place is one error
+    naming the file, and no temporary file is left."""
+    target = Path(target)
+    if target.is_dir():
+        raise UserError(f"{target}: is a folder; expected an output file name")
+    try:
+        write(target)
+    except OSError as err:
+        raise UserError(f"{target}: cannot be written ({err.strerror or err})") from None
+    return target
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed & 0xFFFFFFFF)

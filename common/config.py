@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -152,6 +153,9 @@ def _check_run(run: dict, defaults: dict, origins: dict) -> None:
         lowest = -1 if isinstance(default, int) and default < 0 else floor
         if not isinstance(run[key], int) or isinstance(run[key], bool) or run[key] < lowest:
             fail(key, f"an integer >= {lowest}")
+    if "SEED" in run and not (isinstance(run.SEED, int) and not isinstance(run.SEED, bool)
+                              and 0 <= run.SEED < 2**63):  # what every generator accepts
+        fail("SEED", "an integer from 0 to 2**63 - 1")
 
 
 def with_run_defaults(model_defaults: dict) -> dict:
@@ -184,6 +188,14 @@ def to_yaml(cfg: dict) -> str:
     return yaml.safe_dump(to_plain(cfg), sort_keys=False)
 
 
+def require_at_least(cfg: dict, lowest: int, *keys: str) -> None:
+    """Each dotted key's value is >= lowest (widths, counts), or one ConfigError naming it."""
+    for key in keys:
+        value = get(cfg, key)
+        if value < lowest:
+            raise ConfigError(f"{key} must be at least {lowest}, got {value}", key)
+
+
 def get(cfg: dict, dotted: str, default: Any = None) -> Any:
     node: Any = cfg
     for part in dotted.split("."):
@@ -214,13 +226,26 @@ def differences(old: dict, new: dict, ignore: Iterable[str] = RESUMABLE_KEYS) ->
 
 
 # ----------------------------------------------------------------------------------------------
-def _read_yaml(path: Path) -> dict:
+def read_yaml(path: Path, what: str = "config file"):
+    """The parsed YAML of a file; a missing, unreadable, non-UTF-8 or invalid file is one
+    ConfigError naming it."""
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        raise ConfigError(f"{path}: {what} not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file (YAML expected)") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return data
+
+
+def _read_yaml(path: Path) -> dict:
+    data = read_yaml(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -308,10 +333,15 @@ def coerce_value(default: Any, value: Any, name: str, source: str) -> Any:
         raise wrong
     if isinstance(default, float):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
-            return float(value)  # YAML 1.1 reads "2e-4" as a string
-        raise wrong
+            number = float(value) if abs(value) < 1e308 else math.inf  # float() of a huge int
+        elif isinstance(value, str) and _FLOAT_RE.match(value.strip()):
+            number = float(value)  # YAML 1.1 reads "2e-4" as a string
+        else:
+            raise wrong
+        if not math.isfinite(number):  # .inf, .nan or 1e400: no setting means that
+            raise ConfigError(f"{source + ': ' if source else ''}{name} must be a finite "
+                              f"number, got {value!r}", name)
+        return number
     if isinstance(default, str):
         if isinstance(value, str):
             return value

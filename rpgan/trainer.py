@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from common import data
+from common.config import require_at_least
 from common import logging as log
 from common.errors import ConfigError, DataError
 from common.models import ModelSpec
@@ -77,8 +78,11 @@ def check_config(cfg) -> None:
                           "RUN.MAX_ITERS")
     if t.BATCH_SIZE < 2:
         raise ConfigError("TRAIN.BATCH_SIZE must be >= 2 (batch norm)", "TRAIN.BATCH_SIZE")
-    if p.K < 1:
-        raise ConfigError(f"PROJ.K must be >= 1, got {p.K}", "PROJ.K")
+    require_at_least(cfg, 1, "PROJ.K", "MODEL.Z_DIM", "MODEL.G_WIDTH", "MODEL.D_WIDTH",
+                     "PROJ.CHANNELS", "PROJ.STRIDE")
+    if not 0 <= p.SEED < 2**32:  # numpy's RandomState draws the bank
+        raise ConfigError(f"PROJ.SEED must be an integer from 0 to 2**32 - 1, got {p.SEED}",
+                          "PROJ.SEED")
     if not 1 <= t.D_CHUNKS <= p.K:
         raise ConfigError(f"TRAIN.D_CHUNKS must be in 1..PROJ.K, got {t.D_CHUNKS}",
                           "TRAIN.D_CHUNKS")
@@ -218,8 +222,9 @@ def sample(trainer: RPGANTrainer, args) -> dict:
 def load_generator(run_or_ckpt, device: str = "cpu"):
     """(generator, checkpoint state, path) of an RP-GAN checkpoint or run directory, without
     building the discriminators (the tools only need G)."""
-    from common import checkpoint, models
+    from common import checkpoint, dist, models
     from common.errors import CheckpointError
+    dist.check_device(device, "--device")
     path = checkpoint.resolve(run_or_ckpt)
     state = checkpoint.load(path)
     if state["model"] != NAME:

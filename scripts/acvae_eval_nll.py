@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from common.cli import ArgumentParser  # noqa: E402
+from common.cli import ArgumentParser, check_counts, write_output  # noqa: E402
 from acvae.nll import evaluate  # noqa: E402
 from acvae.train_mnist import test_images  # noqa: E402
 from common import checkpoint  # noqa: E402
@@ -47,6 +47,17 @@ def parse(argv):
     p.add_argument("--seed", type=int, default=0, help="seed of the importance samples")
     p.add_argument("--json", default="", help="also write the records to this file")
     return p.parse_args(argv)
+
+
+def sample_counts(text: str) -> list[int]:
+    """--samples 5,100,10000 as a list of positive counts ([] when not given)."""
+    try:
+        ks = [int(k) for k in text.split(",")] if text.strip() else []
+    except ValueError:
+        ks = [0]
+    if any(k < 1 for k in ks):
+        raise ConfigError(f"--samples: expected positive counts separated by commas, got {text!r}")
+    return ks
 
 
 def checkpoint_to_score(path: str, last: bool) -> Path:
@@ -87,13 +98,19 @@ def main(argv=None) -> int:
             overrides.append(f"NLL.STATIC_TEST={args.static}")
         if args.data_root:
             overrides.append(f"DATA.ROOT={args.data_root}")
-        trainer, state = checkpoint.load_trainer(args.ckpt, args.device, overrides)
+        check_counts(args, non_negative=("batch", "chunk", "limit"))
+        ks = sample_counts(args.samples)
+        state = checkpoint.load(args.ckpt)
+        if state["model"] != "acvae":
+            raise CheckpointError(f"{args.ckpt}: is a {state['model']!r} checkpoint; the "
+                                  "likelihood is defined for acvae's mnist_* variants")
+        trainer = checkpoint.trainer_from_state(state, args.device, overrides, str(args.ckpt))
         if not trainer.variant.startswith("mnist"):
             raise ConfigError(f"{args.ckpt}: is a {trainer.variant} model; the likelihood is "
                               "defined for the mnist_baseline / mnist_conv / mnist_lstm variants")
         ev = trainer.cfg.NLL
         batch, chunk = args.batch or ev.BATCH_SIZE, args.chunk or ev.CHUNK
-        ks = [int(k) for k in args.samples.split(",")] if args.samples else list(ev.SAMPLES)
+        ks = ks or list(ev.SAMPLES)
         images, how = test_images(trainer.cfg)
         if not (args.full_test or ev.FULL_TEST):
             images = images[:len(images) // batch * batch]
@@ -120,7 +137,11 @@ def main(argv=None) -> int:
               f"vlb {result['vlb']:.4f}) on {result['images']} images, {result['seconds']} s",
               flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(records, indent=1))
+        try:
+            write_output(args.json, lambda path: path.write_text(json.dumps(records, indent=1)))
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return err.exit_code
     return 0
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from common.cli import ArgumentParser  # noqa: E402
+from common.cli import ArgumentParser, check_counts  # noqa: E402
 from common import checkpoint, dist  # noqa: E402
 from common.errors import CheckpointError, UserError  # noqa: E402
 
@@ -109,6 +109,9 @@ def output_path(args, ckpt: Path) -> Path | None:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
+        check_counts(args, positive=("n", "splits", "batch_size"),
+                     non_negative=("workers", "reference_n", "reference_size"))
+        check_output(args.out)
         from common import metrics
         for name in args.imports:
             importlib.import_module(name)
@@ -158,6 +161,21 @@ def main(argv=None) -> int:
     return 0
 
 
+def check_output(out: str | None) -> None:
+    """--out can take the records, found out before an evaluation that may take an hour."""
+    if out in (None, "-"):
+        return
+    target = Path(out)
+    if target.is_dir():
+        raise UserError(f"{target}: is a folder; expected a .jsonl file name")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a"):
+            pass
+    except OSError as err:
+        raise UserError(f"{target}: cannot be written ({err.strerror or err})") from None
+
+
 def fit_protocol_to(images, protocol, asked: int | None):
     """(protocol, note): a set smaller than the protocol's count is scored whole, recorded as
     an override."""
@@ -177,7 +195,11 @@ def emit(records: list[dict], target: Path | None, log) -> None:
     for record in records:
         print(json.dumps(record), flush=True)
     if target is not None:
-        metrics.append_records(records, target)
+        try:
+            metrics.append_records(records, target)
+        except OSError as err:
+            raise UserError(f"{target}: cannot be written ({err.strerror or err}); the records "
+                            "are on the standard output above") from None
     log(metrics.summary(records) + (f"  (appended to {target})" if target else ""))
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.cli import ArgumentParser  # noqa: E402
+from common.cli import ArgumentParser, check_writable  # noqa: E402
 from common.errors import UserError  # noqa: E402
 
 
@@ -41,6 +41,7 @@ def rpgan(argv: list[str]) -> int:
     args = p.parse_intermixed_args(argv)
     try:
         cfg = models.load_config("rpgan", args.cfg, args.overrides)
+        check_writable(Path(args.out))
         ckpt, counters = import_run(cfg, args.out, args.gmodel, args.bgmodel, args.dmodel,
                                     args.filters, argv=sys.argv)
     except UserError as err:

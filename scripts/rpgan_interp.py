@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.cli import ArgumentParser  # noqa: E402
+from common.cli import ArgumentParser, write_output  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.images import save_grid  # noqa: E402
 from rpgan import sampling  # noqa: E402
@@ -47,7 +47,11 @@ def main(argv=None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
-    save_grid(images, args.out, nrow=args.steps)
+    try:
+        write_output(args.out, lambda path: save_grid(images, path, nrow=args.steps))
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
     print(f"wrote {args.out} ({len(pairs)} rows x {args.steps} images)")
     return 0
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.cli import ArgumentParser  # noqa: E402
+from common.cli import ArgumentParser, write_output  # noqa: E402
+from common.errors import UserError  # noqa: E402
 from rpgan.projection import draw_filters, save_filters_npz  # noqa: E402
 
 
@@ -26,10 +27,21 @@ def main(argv=None) -> int:
     p.add_argument("--stride", type=int, default=2, help="projection stride (default 2)")
     p.add_argument("--channels", type=int, default=1, help="channels per projection (default 1)")
     args = p.parse_args(argv)
-    if args.k < 1 or args.size < args.stride or (args.size - args.stride) % 2:
-        p.error("need --k >= 1 and an even --size minus --stride >= 0")
-    filters = draw_filters(args.k, args.seed, args.size, args.channels)
-    path = save_filters_npz(args.out, filters, args.channels, args.stride)
+    if min(args.k, args.stride, args.channels) < 1 or args.size < args.stride or \
+            (args.size - args.stride) % 2:
+        p.error("need --k, --stride and --channels >= 1 and an even --size minus --stride >= 0")
+    if not 0 <= args.seed < 2**32:
+        p.error("--seed: expected an integer from 0 to 2**32 - 1 (numpy's RandomState)")
+    try:
+        filters = draw_filters(args.k, args.seed, args.size, args.channels)
+    except MemoryError:
+        p.error(f"--k {args.k}: a bank this large does not fit in memory")
+    try:
+        path = write_output(args.out, lambda target: save_filters_npz(
+            target, filters, args.channels, args.stride))
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
     print(f"wrote {args.k} projection filters ({args.size}x{args.size}, stride {args.stride}, "
           f"3 -> {args.channels}) to {path}")
     return 0

@@ -15,9 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from common.cli import ArgumentParser  # noqa: E402
+from common.cli import ArgumentParser, check_counts, write_output  # noqa: E402
 from common import checkpoint, dist, models  # noqa: E402
-from common.errors import ConfigError, UserError  # noqa: E402
+from common.errors import UserError  # noqa: E402
 from common.images import save_grid  # noqa: E402
 
 
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
             declared.add_sample_args(parser)
         parser.add_argument("-h", "--help", action="help", help="show this help and exit")
         args = parser.parse_args(argv)
-        check_counts(args)
+        check_counts(args, positive=("n", "nrow", "sweep_steps", "steps"))
         dist.check_device(args.device, "--device")
         trainer = checkpoint.trainer_from_state(state, args.device, args.override, str(path))
         with torch.no_grad():
@@ -63,21 +63,12 @@ def main(argv=None) -> int:
     for i, (name, (images, nrow)) in enumerate(pictures.items()):
         target = out if i == 0 else out.with_name(f"{out.stem}_{name}{out.suffix or '.png'}")
         try:
-            save_grid(images, target, nrow)
-        except OSError as err:
-            print(f"error: {target}: cannot be written ({err.strerror or err})", file=sys.stderr)
-            return 2
+            write_output(target, lambda path: save_grid(images, path, nrow))
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return err.exit_code
         print(f"wrote {target} ({name}: {images.shape[0]} images)")
     return 0
-
-
-def check_counts(args) -> None:
-    """Counts of images and grid columns are positive (0 or less is a typo, not a request)."""
-    for name in ("n", "nrow", "sweep_steps", "steps"):
-        value = getattr(args, name, None)
-        if isinstance(value, int) and value < 1:
-            raise ConfigError(f"--{name.replace('_', '-')}: expected a positive count, "
-                              f"got {value}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def model_for(cfg_path: str | None) -> str:
     file falls through to v1, whose config loader reports the problem with the file's name."""
     try:
         data = yaml.safe_load(Path(cfg_path).read_text())
-    except (OSError, TypeError, yaml.YAMLError):
+    except (OSError, TypeError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
         return "stackgan_v1"
     return "stackgan_v2" if isinstance(data, dict) and "TREE" in data else "stackgan_v1"
 

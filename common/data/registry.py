@@ -95,6 +95,9 @@ def spec_from_config(data_cfg: dict, source: str | None = "config") -> DataSpec:
             raise ConfigError(f"{where}unknown key DATA.OPTIONS.{key} for DATA.KIND {kind!r} "
                               f"(its options: {known})", f"DATA.OPTIONS.{key}")
         options[key] = coerce_value(options[key], value, f"DATA.OPTIONS.{key}", source or "")
+    if "SEED" in options and not 0 <= options["SEED"] < 2**63:  # numpy takes no negative seed
+        raise ConfigError(f"{where}DATA.OPTIONS.SEED is {options['SEED']!r}; expected an integer "
+                          "from 0 to 2**63 - 1", "DATA.OPTIONS.SEED")
     if entry.check is not None:
         try:
             entry.check(options)

@@ -186,8 +186,7 @@ def reference_for(trainer, spec: str, split: str, size: int = 0,
         if path.is_dir():
             return reference_from_folder(path, size)
         if path.is_file() and path.suffix in (".yml", ".yaml"):
-            import yaml
-            loaded = yaml.safe_load(path.read_text()) or {}
+            loaded = config_lib.read_yaml(path, "reference file") or {}
             section = loaded.get("DATA", loaded) if isinstance(loaded, dict) else None
             if not isinstance(section, dict) or "KIND" not in section:
                 raise MetricsError(f"{path}: expected a DATA section (KIND, ROOT, SPLIT, ...)")

@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from common import config as config_lib
 from common.errors import ConfigError
 
 CLAIMS_DIR = Path(__file__).resolve().parents[2] / "cfg" / "claims"
@@ -96,11 +95,7 @@ def load(name_or_path: str) -> Recipe:
         path = CLAIMS_DIR / f"{name_or_path}.yml"
         if not path.is_file():
             raise ConfigError(f"{name_or_path}: no such claim; known: {', '.join(names())}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"{path}: not a readable YAML recipe ({err})") from None
-    return parse(raw, str(path))
+    return parse(config_lib.read_yaml(path, "recipe"), str(path))
 
 
 def _keys(where: str, raw, allowed: set, required: set) -> dict:

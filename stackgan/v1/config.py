@@ -22,7 +22,7 @@ Additions (absent from the original config; defaults = the PyTorch code's behavi
 """
 from __future__ import annotations
 
-from common.config import get
+from common.config import require_at_least
 from common.errors import ConfigError
 from common.losses import FORMS
 from stackgan import text_data
@@ -105,12 +105,9 @@ POSITIVE = ("Z_DIM", "VIS_COUNT", "TRAIN.MAX_EPOCH", "TRAIN.LR_DECAY_EPOCH",
 def check_config(cfg) -> None:
     """Rules across keys, then RUN.WORKERS from the original WORKERS unless it is given."""
     text_data.check_keys(cfg)
-    for key in POSITIVE:
-        if get(cfg, key) < 1:
-            raise ConfigError(f"{key} must be at least 1, got {get(cfg, key)}", key)
-    for key in ("GAN.R_NUM", "TRAIN.SNAPSHOT_INTERVAL", "SAMPLE.MAX_CAPTIONS"):
-        if get(cfg, key) < 0:
-            raise ConfigError(f"{key} must not be negative, got {get(cfg, key)}", key)
+    require_at_least(cfg, 1, *POSITIVE)
+    require_at_least(cfg, 0, "GAN.R_NUM", "TRAIN.SNAPSHOT_INTERVAL", "SAMPLE.MAX_CAPTIONS",
+                     "TRAIN.COEFF.KL")
     size = 64 if cfg.STAGE == 1 else 256
     if cfg.IMSIZE != size:
         raise ConfigError(f"IMSIZE is {cfg.IMSIZE}, but Stage-{'I' * cfg.STAGE} networks make "

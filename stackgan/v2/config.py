@@ -109,6 +109,9 @@ def check_config(cfg) -> None:
             raise ConfigError(f"GAN.{key} must be positive, got {cfg.GAN[key]}", f"GAN.{key}")
     if cfg.GAN.R_NUM < 0:
         raise ConfigError(f"GAN.R_NUM must be >= 0, got {cfg.GAN.R_NUM}", "GAN.R_NUM")
+    if cfg.TRAIN.MAX_EPOCH < 1:  # zero epochs would train nothing and still write a run
+        raise ConfigError(f"TRAIN.MAX_EPOCH must be at least 1, got {cfg.TRAIN.MAX_EPOCH}",
+                          "TRAIN.MAX_EPOCH")
     for key in ("KL", "UNCOND_LOSS", "COLOR_LOSS"):
         if cfg.TRAIN.COEFF[key] < 0:
             raise ConfigError(f"TRAIN.COEFF.{key} must be >= 0, got {cfg.TRAIN.COEFF[key]}",

@@ -140,3 +140,17 @@ def test_selection_none_and_a_run_without_best(small_mnist, repo, tmp_path):
     with pytest.raises(ConfigError, match="NLL.HELDOUT"):
         models.load_config(models.module("acvae"), None,
                            [*TINY, "DATA.ROOT=x", "NLL.SELECT_ON=heldout", "NLL.HELDOUT=0"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("NLL.SAMPLES=[5, 0]", r"NLL.SAMPLES must be a list of positive counts, got \[5, 0\]"),
+    ("NLL.SAMPLES=[]", "NLL.SAMPLES must be a list of positive counts"),
+    ("NLL.CHUNK=0", "NLL.CHUNK must be at least 1, got 0"),
+    ("NLL.BATCH_SIZE=-1", "NLL.BATCH_SIZE must be at least 1, got -1"),
+    ("MODEL.LATENT_CHANNELS=0", "MODEL.LATENT_CHANNELS must be at least 1, got 0"),
+    ("MODEL.BASE_CHANNELS=0", "MODEL.BASE_CHANNELS must be at least 1, got 0"),
+    ("TRAIN.EPOCHS=0", "TRAIN.EPOCHS must be at least 1, got 0"),
+])
+def test_counts_and_widths_are_checked_when_the_config_is_loaded(override, message):
+    with pytest.raises(ConfigError, match=message):
+        models.load_config(models.module("acvae"), None, [*TINY, "DATA.ROOT=x", override])

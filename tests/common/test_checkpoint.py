@@ -109,3 +109,10 @@ def test_a_temporary_file_left_by_a_killed_save_is_removed_by_the_next(tmp_path)
     (tmp_path / ".last.pt.tmp12345").write_bytes(b"a save killed by SIGKILL")
     checkpoint.save({"format": 1, "nets": {}, "value": torch.arange(2)}, tmp_path / "last.pt")
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_a_save_where_a_file_stands_for_the_folder_is_one_error(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(CheckpointError, match=r"file/last.pt: the checkpoint could not be written "
+                                              r"\(its folder: "):
+        checkpoint.save({"format": 1, "nets": {}}, tmp_path / "file" / "last.pt")

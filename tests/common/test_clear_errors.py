@@ -40,6 +40,11 @@ def toy_run(tmp_path_factory):
     (["RUN.LOG_EVERY=0"], "RUN.LOG_EVERY is 0; expected an integer >= 1"),
     (["RUN.CKPT_EVERY=-5"], "RUN.CKPT_EVERY is -5"),
     (["RUN.THREADS=two"], "RUN.THREADS must be int"),
+    (["RUN.SEED=-1"], "RUN.SEED is -1; expected an integer from 0 to 2**63 - 1"),
+    ([f"RUN.SEED={2**70}"], f"RUN.SEED is {2**70}; expected an integer from 0 to 2**63 - 1"),
+    (["DATA.OPTIONS.SEED=-1"], "DATA.OPTIONS.SEED is -1; expected an integer from 0 to 2**63"),
+    (["TOY.LR=1e400"], "TOY.LR must be a finite number, got '1e400'"),
+    (["TOY.LR=.nan"], "TOY.LR must be a finite number, got nan"),
 ])
 def test_impossible_run_settings_are_refused_before_anything_is_written(tmp_path, toy_cfg,
                                                                         capsys, args, message):
@@ -72,6 +77,12 @@ def test_a_malformed_command_line_is_one_line(toy_cfg, capsys, argv, message):
     assert one_error_line(capsys).startswith(message)
 
 
+def test_a_config_that_is_no_text_is_one_line(tmp_path, capsys):
+    (tmp_path / "binary.yml").write_bytes(bytes(range(128, 256)))
+    assert cli.train_main(TOY, ["--cfg", str(tmp_path / "binary.yml"), "--dry-run"]) == 2
+    assert one_error_line(capsys).endswith("binary.yml: not a UTF-8 text file (YAML expected)")
+
+
 def test_cuda_without_a_gpu_is_one_line(tmp_path, toy_cfg, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
@@ -91,6 +102,7 @@ def test_an_unwritable_run_directory_fails_at_once(tmp_path, toy_cfg, capsys, ou
 @pytest.mark.parametrize("content, message", [
     (b"", "the file is empty"),
     (b"PK\x03\x04 truncated", "not a readable ganrepro checkpoint"),
+    (b"some text", "not a PyTorch file (neither a zip archive nor a pickle)"),
 ])
 def test_a_damaged_last_checkpoint_is_one_line_on_resume(tmp_path, toy_cfg, capsys, content,
                                                          message):
@@ -124,17 +136,71 @@ def test_sample_refuses_impossible_counts_and_devices(repo, toy_run, tmp_path, c
     assert not target.exists()
 
 
-def test_sample_into_an_unwritable_place_is_one_line(repo, toy_run, tmp_path, capsys):
+@pytest.mark.parametrize("target, message", [("file/s.png", "cannot be written"),
+                                             (".", "is a folder; expected an output file name")])
+def test_sample_into_an_unwritable_place_is_one_line(repo, toy_run, tmp_path, capsys, target,
+                                                     message):
     (tmp_path / "file").write_text("not a folder")
-    assert load_script("sample").main([str(toy_run), str(tmp_path / "file" / "s.png"),
-                                             "--n", "4"]) == 2
-    assert "cannot be written" in one_error_line(capsys)
+    assert load_script("sample").main([str(toy_run), str(tmp_path / target), "--n", "4"]) == 2
+    assert message in one_error_line(capsys)
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]  # no temporary file left
 
 
 def test_evaluate_refuses_an_unknown_device(repo, toy_run, capsys):
     assert load_script("evaluate").main(["--run", str(toy_run), "--device", "gpu",
                                                "--protocol", "fid10k", "--out", "-"]) == 2
     assert "--device: 'gpu' is not a device" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "0"], "--batch-size: expected a positive count, got 0"),
+    (["--workers", "-1"], "--workers: expected a count >= 0, got -1"),
+    (["--reference-n", "-2"], "--reference-n: expected a count >= 0, got -2"),
+    (["--out", "."], ": is a folder; expected a .jsonl file name"),
+    (["--out", "file/m.jsonl"], "file/m.jsonl: cannot be written"),
+])
+def test_evaluate_refuses_bad_counts_and_outputs_before_scoring(toy_run, tmp_path, capsys,
+                                                                 monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("not a folder")
+    assert load_script("evaluate").main(["--run", str(toy_run), "--protocol", "fid10k",
+                                         *args]) == 2
+    assert message in one_error_line(capsys)
+
+
+# ---- the model-specific scripts ----------------------------------------------------------------
+@pytest.mark.parametrize("args, message", [
+    (["--seed", "-1"], "--seed: expected an integer from 0 to 2**32 - 1"),
+    (["--channels", "0"], "need --k, --stride and --channels >= 1"),
+    (["--size", "0", "--stride", "0"], "need --k, --stride and --channels >= 1"),
+])
+def test_rpgan_make_filters_refuses_impossible_banks(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as stop:
+        load_script("rpgan_make_filters").main([str(tmp_path / "f.npz"), "--k", "2", *args])
+    assert stop.value.code == 2 and message in one_error_line(capsys)
+    assert not (tmp_path / "f.npz").exists()
+
+
+def test_rpgan_make_filters_into_a_folder_is_one_line(tmp_path, capsys):
+    assert load_script("rpgan_make_filters").main([str(tmp_path), "--k", "2"]) == 2
+    assert "is a folder" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("script, args", [("rpgan_fixbn", []), ("rpgan_interp", ["x.png", "1,2"])])
+def test_rpgan_tools_refuse_an_unknown_device(toy_run, capsys, script, args):
+    assert load_script(script).main([str(toy_run), *args, "--device", "gpu"]) == 2
+    assert "--device: 'gpu' is not a device" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "is a 'tests.common.toy_model' checkpoint; the likelihood is defined for acvae's"),
+    (["--samples", "5,x"], "--samples: expected positive counts separated by commas, got '5,x'"),
+    (["--samples", "0"], "--samples: expected positive counts"),
+    (["--batch", "-1"], "--batch: expected a count >= 0, got -1"),
+])
+def test_acvae_eval_nll_refuses_other_models_and_bad_counts(toy_run, capsys, args, message):
+    assert load_script("acvae_eval_nll").main([str(toy_run), "--last", *args]) == 2
+    assert message in one_error_line(capsys)
 
 
 # ---- class 3: nothing is lost ------------------------------------------------------------------

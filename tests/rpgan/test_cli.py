@@ -49,6 +49,15 @@ def test_train_resume_fixbn_sample_interp(cli, repo, shared_data, tmp_path):
         assert np.abs(left - cell(grid, a - 1, 15, 32)).max() <= 1
         assert np.abs(right - cell(grid, b - 1, 15, 32)).max() <= 1
     assert np.abs(cell(rows, 5, 11, 32) - cell(grid, 16, 15, 32)).max() > 10  # it moves
+    # outputs that cannot be written are one line, and the checkpoint stays as it was
+    (tmp_path / "file").write_text("not a folder")
+    before = ckpt.read_bytes()
+    bad = cli([repo / "scripts/rpgan_interp.py", "run", ".", "17,33"], tmp_path, check=False)
+    assert bad.returncode == 2 and "is a folder; expected an output file name" in bad.stderr
+    bad = cli([repo / "scripts/rpgan_fixbn.py", "run", "--n", "8", "--out", "file/x.pt"],
+              tmp_path, check=False)
+    assert bad.returncode == 2 and "file/x.pt: the checkpoint could not be written" in bad.stderr
+    assert "Traceback" not in bad.stderr and ckpt.read_bytes() == before
 
 
 

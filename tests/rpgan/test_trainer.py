@@ -99,6 +99,17 @@ def test_baseline_and_config_checks():
         config("TRAIN.D_CHUNKS=4")
 
 
+@pytest.mark.parametrize("override, key", [
+    ("MODEL.Z_DIM=0", "MODEL.Z_DIM"), ("MODEL.G_WIDTH=0", "MODEL.G_WIDTH"),
+    ("MODEL.D_WIDTH=-1", "MODEL.D_WIDTH"), ("PROJ.CHANNELS=0", "PROJ.CHANNELS"),
+    ("PROJ.STRIDE=0", "PROJ.STRIDE"), ("PROJ.SEED=-1", "PROJ.SEED"),
+    (f"PROJ.SEED={2**32}", "PROJ.SEED")])
+def test_widths_and_the_filter_seed_are_checked_when_the_config_is_loaded(override, key):
+    with pytest.raises(ConfigError) as err:
+        config(override)
+    assert err.value.key == key and key in str(err.value)
+
+
 def test_start_fresh_loads_a_filts_npz_and_checks_it(tmp_path):
     filters = draw_filters(3, seed=11)
     path = save_filters_npz(tmp_path / "K3.npz", filters, 1, 2)

@@ -195,7 +195,7 @@ def test_original_yml_loads_and_maps_loop_keys():
     (["TRAIN.BATCH_SIZE=1"], "TRAIN.BATCH_SIZE"), (["GAN.CA_TYPE=glu"], "GAN.CA_TYPE"),
     (["TRAIN.LR_DECAY_EPOCH=0"], "TRAIN.LR_DECAY_EPOCH"), (["TRAIN.LOSS=hinge"], "TRAIN.LOSS"),
     (["DATASET.CACHE_MB=-1"], "DATASET.CACHE_MB"),      # the data kind's check, original key
-    (["TRAIN.NUM_EMBEDDING=0"], "TRAIN.NUM_EMBEDDING")])
+    (["TRAIN.NUM_EMBEDDING=0"], "TRAIN.NUM_EMBEDDING"), (["TRAIN.COEFF.KL=-1"], "TRAIN.COEFF.KL")])
 def test_config_errors_name_the_key(override, key):
     with pytest.raises(ConfigError) as err:
         models.load_config(sg, None, override)

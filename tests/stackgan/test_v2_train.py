@@ -225,6 +225,7 @@ def test_resume_with_write_back_matches_an_uninterrupted_run(tmp_path):
     (["TRAIN.SNAPSHOT_INTERVAL=0", "TRAIN.EMA_WRITE_BACK=True"], "TRAIN.EMA_WRITE_BACK"),
     (["TRAIN.LOSS=hinge"], "TRAIN.LOSS"), (["GAN.NETWORK_TYPE=simple"], "GAN.NETWORK_TYPE"),
     (["DATASET.CACHE_MB=-0.5"], "DATASET.CACHE_MB"),    # the data kind's check, original key
+    (["TRAIN.MAX_EPOCH=0"], "TRAIN.MAX_EPOCH"),
 ])
 def test_bad_configs_name_the_key(overrides, key):
     from common.errors import ConfigError
