@@ -258,7 +258,8 @@ class Loop:
         dataset = trainer.dataset()
         loader = EpochLoader(dataset, trainer.batch_size, dist.world_size(), dist.rank(),
                              rc.SEED, rc.WORKERS, self.device.type == "cuda",
-                             name=f"dataset {type(dataset).__name__}")
+                             name=str(config_lib.get(trainer.cfg, "DATA.ROOT") or
+                                      f"dataset {type(dataset).__name__}"))
         ipe = loader.batches_per_epoch
         total = rc.MAX_ITERS if rc.MAX_ITERS > 0 else trainer.epochs * ipe
         self.prepare(0, total, ipe)

@@ -220,7 +220,7 @@ def split_attributes(root: str | Path, split: str, options: dict) -> tuple[list[
     """(image names, attributes in OPTIONS' coding) of one split, without touching images."""
     opts = {**OPTIONS, **options}
     if split not in SPLITS:
-        raise DataError(f"CelebA split {split!r} unknown; expected train, val or test")
+        raise DataError(f"DATA.SPLIT is {split!r}; CelebA has the splits train, val and test")
     if opts["T7_INDEX"]:
         index = Path(opts["T7_INDEX"]).expanduser()
         names, values = read_t7_index(index if index.is_absolute() else Path(root) / index, split)

@@ -63,7 +63,7 @@ def build_cifar10(spec: DataSpec) -> Dataset:
     For class folders, ROOT may contain train/ and test/ (chosen by DATA.SPLIT) or be the split.
     """
     if spec.split not in BATCHES:
-        raise DataError(f"CIFAR-10 split {spec.split!r} unknown; expected 'train' or 'test'")
+        raise DataError(f"DATA.SPLIT is {spec.split!r}; CIFAR-10 has the splits train and test")
     root = Path(spec.root).expanduser()
     if spec.download:
         from torchvision.datasets import CIFAR10  # only when the config asks for a download

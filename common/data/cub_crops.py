@@ -84,7 +84,7 @@ def build_cub_crops(spec: DataSpec) -> Dataset:
     if not (root / "images.txt").is_file() and (root / "CUB_200_2011" / "images.txt").is_file():
         root = root / "CUB_200_2011"
     if spec.split not in SPLITS:
-        raise DataError(f"CUB split {spec.split!r} unknown; expected one of {SPLITS}")
+        raise DataError(f"DATA.SPLIT is {spec.split!r}; CUB has the splits {', '.join(SPLITS)}")
     names = read_table(root / "images.txt", 2)
     boxes = read_table(root / "bounding_boxes.txt", 5)
     ids = sorted(names)

@@ -152,7 +152,7 @@ class EpochLoader:
             raise DataError(f"batch size {batch_size} is not divisible by the {world} processes")
         per_rank = batch_size // world
         if len(dataset) < batch_size:
-            raise DataError(f"{name} has {len(dataset)} items, fewer than one batch of "
+            raise DataError(f"{name}: {len(dataset)} items, fewer than one batch of "
                             f"{batch_size}")
         self.sampler = EpochSampler(len(dataset), per_rank, world, rank, seed, shuffle)
         self.loader = DataLoader(SeededItems(dataset, seed), batch_size=per_rank,

@@ -52,7 +52,7 @@ def load_mnist(root: str | Path, split: str = "train", download: bool = False
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 28, 28) uint8 images and (N,) int64 labels of the train or test split."""
     if split not in FILES:
-        raise DataError(f"MNIST split {split!r} unknown; expected 'train' or 'test'")
+        raise DataError(f"DATA.SPLIT is {split!r}; MNIST has the splits train and test")
     root = Path(root).expanduser()
     if download:
         from torchvision.datasets import MNIST  # only when the config asks for a download

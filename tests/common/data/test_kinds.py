@@ -236,3 +236,14 @@ def test_cifar10_python_batches(tmp_path):
     (folder / "test_batch").write_bytes(b"garbage")
     with pytest.raises(DataError, match="test_batch: not a CIFAR-10 python batch"):
         build("cifar10", tmp_path, size=32, split="test")
+
+
+@pytest.mark.parametrize("kind, root, channels, named", [
+    ("mnist", "mnist", 1, "MNIST has the splits train and test"),
+    ("cifar10", "cifar10/test_jpg", 3, "CIFAR-10 has the splits train and test"),
+    ("celeba", "celeba", 3, "CelebA has the splits train, val and test"),
+    ("cub_crops", "cub/CUB_200_2011", 3, "CUB has the splits all, train, test"),
+])
+def test_an_unknown_split_names_the_key_and_the_splits(shared_data, kind, root, channels, named):
+    with pytest.raises(DataError, match=f"DATA.SPLIT is 'dev'; {named}"):
+        build(kind, shared_data / root, size=32, channels=channels, split="dev")
