@@ -24,6 +24,8 @@ FORMAT = 1
 def save(state: dict, path: str | Path) -> Path:
     """torch.save to a temporary file in the same folder, then rename over `path`."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; expected a checkpoint file name")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # e.g. a file where the folder should be
@@ -234,7 +236,7 @@ def trainer_from_state(state: dict, device: str | torch.device = "cpu",
     """
     from common import models  # the registry imports the model packages lazily
     if isinstance(device, str):  # the tools' --device: a typo or a missing GPU is one error
-        dist.check_device(device, "--device")
+        device = dist.resolve_device(device, "--device")
     missing = [k for k in ("model", "config", "counters") if k not in state]
     if missing:
         raise CheckpointError(f"{source}: a ganrepro checkpoint without its {missing[0]!r} entry "

@@ -6,6 +6,7 @@ python scripts/train_<model>.py --cfg FILE [--out DIR] [--resume auto|PATH] [--f
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import torch
 from common import checkpoint, dist, models
 from common import config as config_lib
 from common.errors import CheckpointError, ConfigError, UserError
+from common.seeds import SEED_RANGE_TEXT, seed_in_range
 
 
 @dataclass
@@ -68,20 +70,44 @@ def check_counts(args, positive: tuple[str, ...] = (), non_negative: tuple[str, 
                                     (non_negative, 0, "a count >= 0")):
         for name in names:
             value = vars(args).get(name)
-            if value is not None and value < lowest:
+            if isinstance(value, int) and value < lowest:
                 raise ConfigError(f"--{name.replace('_', '-')}: expected {expected}, got {value}")
 
 
-def write_output(target: str | Path, write) -> Path:
-    """write(target) for a script's output file; a folder or an unwritable place is one error
-    naming the file, and no temporary file is left."""
+def check_seeds(args, *names: str) -> None:
+    """Seed options are what torch.manual_seed accepts."""
+    for name in names:
+        value = vars(args).get(name)
+        if value is not None and not seed_in_range(value):
+            raise ConfigError(f"--{name}: expected {SEED_RANGE_TEXT}, got {value}")
+
+
+def check_output_file(target: str | Path) -> Path:
+    """An output file can be written there, found out before the work that makes it and without
+    creating anything."""
     target = Path(target)
     if target.is_dir():
         raise UserError(f"{target}: is a folder; expected an output file name")
+    check_writable(target.parent, f"{target}: the output file")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise UserError(f"{target}: the output file exists and is not writable")
+    return target
+
+
+def write_output(target: str | Path, write) -> Path:
+    """write(path) for a script's output file, atomically: into a temporary file beside it, then
+    renamed. A folder or an unwritable place is one error naming the file; no temporary file
+    stays behind."""
+    target = check_output_file(target)
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
     try:
-        write(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        os.replace(tmp, target)
     except OSError as err:
         raise UserError(f"{target}: cannot be written ({err.strerror or err})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return target
 
 
@@ -127,15 +153,16 @@ def resolve_run_dir(args, name: str) -> tuple[Path, Path | None]:
     raise CheckpointError(f"{base}: no free run directory for {name}")
 
 
-def check_writable(run_dir: Path) -> None:
-    """The run directory exists and is writable, or can be made: checked before anything is
-    written, so that a bad --out fails at once and not after the data is loaded."""
-    import os
+def check_writable(run_dir: Path, what: str | None = None) -> None:
+    """A folder exists and is writable, or can be made: checked before anything is written, so
+    that a bad --out fails at once and not after the data is loaded. `what` starts the message
+    (default: "<run_dir>: the run directory")."""
+    what = what or f"{run_dir}: the run directory"
     folder = Path(run_dir).absolute()
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(f"{run_dir}: the run directory cannot be written here ({folder} is "
+        raise ConfigError(f"{what} cannot be written here ({folder} is "
                           f"{'not a folder' if not folder.is_dir() else 'not writable'})")
     if folder != Path(run_dir).absolute():
         try:   # some folders pass the access test and still refuse (e.g. /proc, read-only mounts)
@@ -143,7 +170,7 @@ def check_writable(run_dir: Path) -> None:
             probe.mkdir()
             probe.rmdir()
         except OSError as err:
-            raise ConfigError(f"{run_dir}: the run directory cannot be created in {folder} "
+            raise ConfigError(f"{what} cannot be created in {folder} "
                               f"({err.strerror or err})") from None
 
 

@@ -18,6 +18,7 @@ from easydict import EasyDict
 
 from common import precision
 from common.errors import ConfigError
+from common.seeds import SEED_RANGE_TEXT, seed_in_range
 
 COMMAND_LINE = "command line"
 _FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
@@ -153,9 +154,8 @@ def _check_run(run: dict, defaults: dict, origins: dict) -> None:
         lowest = -1 if isinstance(default, int) and default < 0 else floor
         if not isinstance(run[key], int) or isinstance(run[key], bool) or run[key] < lowest:
             fail(key, f"an integer >= {lowest}")
-    if "SEED" in run and not (isinstance(run.SEED, int) and not isinstance(run.SEED, bool)
-                              and 0 <= run.SEED < 2**63):  # what every generator accepts
-        fail("SEED", "an integer from 0 to 2**63 - 1")
+    if "SEED" in run and not seed_in_range(run.SEED):
+        fail("SEED", SEED_RANGE_TEXT)
 
 
 def with_run_defaults(model_defaults: dict) -> dict:

@@ -47,6 +47,14 @@ def check_device(request: str, where: str = "RUN.DEVICE") -> str:
     return request
 
 
+def resolve_device(request: str, where: str = "--device") -> str:
+    """A checked device name, with auto made concrete (cuda where there is one, else cpu)."""
+    check_device(request, where)
+    if request == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return request
+
+
 def init(device_request: str = "auto") -> torch.device:
     """Start the process group if torchrun launched us, and pick this process's device."""
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1

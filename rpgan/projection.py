@@ -17,7 +17,6 @@ benchmark (benchmarks/rpgan_d.py) compares them with a Python loop over K module
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -93,13 +92,8 @@ def save_filters_npz(path: str | Path, weight: torch.Tensor, channels: int, stri
         arrays[f"s{i}"] = np.int64(stride)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to other names
-            np.savez(f, **arrays)
-        os.replace(tmp, path)  # atomic: never half a bank under the final name
-    finally:
-        tmp.unlink(missing_ok=True)
+    with open(path, "wb") as f:  # a file object: np.savez would append .npz to other names
+        np.savez(f, **arrays)
     return path
 
 

@@ -78,11 +78,7 @@ def check_config(cfg) -> None:
                           "RUN.MAX_ITERS")
     if t.BATCH_SIZE < 2:
         raise ConfigError("TRAIN.BATCH_SIZE must be >= 2 (batch norm)", "TRAIN.BATCH_SIZE")
-    require_at_least(cfg, 1, "PROJ.K", "MODEL.Z_DIM", "MODEL.G_WIDTH", "MODEL.D_WIDTH",
-                     "PROJ.CHANNELS", "PROJ.STRIDE")
-    if not 0 <= p.SEED < 2**32:  # numpy's RandomState draws the bank
-        raise ConfigError(f"PROJ.SEED must be an integer from 0 to 2**32 - 1, got {p.SEED}",
-                          "PROJ.SEED")
+    require_at_least(cfg, 1, "PROJ.K", "MODEL.Z_DIM", "MODEL.G_WIDTH", "MODEL.D_WIDTH")
     if not 1 <= t.D_CHUNKS <= p.K:
         raise ConfigError(f"TRAIN.D_CHUNKS must be in 1..PROJ.K, got {t.D_CHUNKS}",
                           "TRAIN.D_CHUNKS")
@@ -91,7 +87,11 @@ def check_config(cfg) -> None:
             raise ConfigError("MODEL.D_TYPE full is the single-discriminator baseline: set "
                               f"PROJ.K to 1 (got {p.K})", "PROJ.K")
         return
-    if p.STRIDE < 1 or p.SIZE < p.STRIDE or (p.SIZE - p.STRIDE) % 2:
+    require_at_least(cfg, 1, "PROJ.CHANNELS", "PROJ.STRIDE")  # the projections' own keys
+    if not 0 <= p.SEED < 2**32:  # numpy's RandomState draws the bank
+        raise ConfigError(f"PROJ.SEED must be an integer from 0 to 2**32 - 1, got {p.SEED}",
+                          "PROJ.SEED")
+    if p.SIZE < p.STRIDE or (p.SIZE - p.STRIDE) % 2:
         raise ConfigError(f"PROJ.SIZE - PROJ.STRIDE must be even and >= 0 (got {p.SIZE}, "
                           f"{p.STRIDE})", "PROJ.SIZE")
     if size % p.STRIDE or not _power_of_two(size // p.STRIDE) or size // p.STRIDE < 4:
@@ -224,7 +224,7 @@ def load_generator(run_or_ckpt, device: str = "cpu"):
     building the discriminators (the tools only need G)."""
     from common import checkpoint, dist, models
     from common.errors import CheckpointError
-    dist.check_device(device, "--device")
+    device = dist.resolve_device(device, "--device")
     path = checkpoint.resolve(run_or_ckpt)
     state = checkpoint.load(path)
     if state["model"] != NAME:

@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from common.cli import ArgumentParser, check_counts, write_output  # noqa: E402
+from common.cli import (ArgumentParser, check_counts, check_output_file,  # noqa: E402
+                        check_seeds, write_output)
 from acvae.nll import evaluate  # noqa: E402
 from acvae.train_mnist import test_images  # noqa: E402
 from common import checkpoint  # noqa: E402
@@ -99,6 +100,9 @@ def main(argv=None) -> int:
         if args.data_root:
             overrides.append(f"DATA.ROOT={args.data_root}")
         check_counts(args, non_negative=("batch", "chunk", "limit"))
+        check_seeds(args, "seed")
+        if args.json:
+            check_output_file(args.json)
         ks = sample_counts(args.samples)
         state = checkpoint.load(args.ckpt)
         if state["model"] != "acvae":

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from common.cli import ArgumentParser, check_counts  # noqa: E402
+from common.cli import ArgumentParser, check_counts, check_output_file, check_seeds  # noqa: E402
 from common import checkpoint, dist  # noqa: E402
 from common.errors import CheckpointError, UserError  # noqa: E402
 
@@ -111,6 +111,7 @@ def main(argv=None) -> int:
     try:
         check_counts(args, positive=("n", "splits", "batch_size"),
                      non_negative=("workers", "reference_n", "reference_size"))
+        check_seeds(args, "seed")
         check_output(args.out)
         from common import metrics
         for name in args.imports:
@@ -163,17 +164,8 @@ def main(argv=None) -> int:
 
 def check_output(out: str | None) -> None:
     """--out can take the records, found out before an evaluation that may take an hour."""
-    if out in (None, "-"):
-        return
-    target = Path(out)
-    if target.is_dir():
-        raise UserError(f"{target}: is a folder; expected a .jsonl file name")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "a"):
-            pass
-    except OSError as err:
-        raise UserError(f"{target}: cannot be written ({err.strerror or err})") from None
+    if out not in (None, "-"):
+        check_output_file(out)
 
 
 def fit_protocol_to(images, protocol, asked: int | None):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.cli import ArgumentParser  # noqa: E402
+from common.cli import ArgumentParser, check_output_file, check_seeds  # noqa: E402
 from common import checkpoint  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from rpgan.sampling import FIXBN_BATCH, population_statistics  # noqa: E402
@@ -33,6 +33,9 @@ def main(argv=None) -> int:
     if args.n < 2:
         p.error("--n must be at least 2")
     try:
+        check_seeds(args, "seed")
+        if args.out:
+            check_output_file(args.out)
         generator, state, path = load_generator(args.ckpt, args.device)
         population_statistics(generator, args.n, args.seed)
         state["nets"]["G"] = {k: v.detach().cpu() for k, v in generator.state_dict().items()}

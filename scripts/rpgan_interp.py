@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.cli import ArgumentParser, write_output  # noqa: E402
+from common.cli import ArgumentParser, check_output_file, check_seeds, write_output  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.images import save_grid  # noqa: E402
 from rpgan import sampling  # noqa: E402
@@ -39,6 +39,8 @@ def main(argv=None) -> int:
     if args.steps < 2:
         p.error("--steps must be at least 2")
     try:
+        check_seeds(args, "seed")
+        check_output_file(args.out)
         pairs = sampling.parse_pairs(args.pairs)
         generator, _, _ = load_generator(args.ckpt, args.device)
         pool = sampling.noise_pool(args.seed, sampling.POOL, generator.z_dim)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common.cli import ArgumentParser, write_output  # noqa: E402
-from common.errors import UserError  # noqa: E402
+from common.cli import ArgumentParser, check_counts, check_output_file, write_output  # noqa: E402
+from common.errors import ConfigError, UserError  # noqa: E402
 from rpgan.projection import draw_filters, save_filters_npz  # noqa: E402
 
 
@@ -27,16 +27,20 @@ def main(argv=None) -> int:
     p.add_argument("--stride", type=int, default=2, help="projection stride (default 2)")
     p.add_argument("--channels", type=int, default=1, help="channels per projection (default 1)")
     args = p.parse_args(argv)
-    if min(args.k, args.stride, args.channels) < 1 or args.size < args.stride or \
-            (args.size - args.stride) % 2:
-        p.error("need --k, --stride and --channels >= 1 and an even --size minus --stride >= 0")
-    if not 0 <= args.seed < 2**32:
-        p.error("--seed: expected an integer from 0 to 2**32 - 1 (numpy's RandomState)")
     try:
-        filters = draw_filters(args.k, args.seed, args.size, args.channels)
-    except MemoryError:
-        p.error(f"--k {args.k}: a bank this large does not fit in memory")
-    try:
+        check_counts(args, positive=("k", "stride", "channels"))
+        if args.size < args.stride or (args.size - args.stride) % 2:
+            raise ConfigError(f"--size {args.size}: expected --size minus --stride ({args.stride}) "
+                              "even and >= 0 (half of it is the padding)")
+        if not 0 <= args.seed < 2**32:
+            raise ConfigError(f"--seed: expected an integer from 0 to 2**32 - 1 (numpy's "
+                              f"RandomState), got {args.seed}")
+        check_output_file(args.out)
+        try:
+            filters = draw_filters(args.k, args.seed, args.size, args.channels)
+        except (MemoryError, ValueError):  # numpy refuses or cannot allocate the draws
+            raise ConfigError(f"--k {args.k}, --size {args.size}: a bank this large does not "
+                              "fit in memory") from None
         path = write_output(args.out, lambda target: save_filters_npz(
             target, filters, args.channels, args.stride))
     except UserError as err:

@@ -15,8 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from common.cli import ArgumentParser, check_counts, write_output  # noqa: E402
-from common import checkpoint, dist, models  # noqa: E402
+from common.cli import (ArgumentParser, check_counts, check_output_file,  # noqa: E402
+                        check_seeds, write_output)
+from common import checkpoint, models  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.images import save_grid  # noqa: E402
 
@@ -47,8 +48,9 @@ def main(argv=None) -> int:
             declared.add_sample_args(parser)
         parser.add_argument("-h", "--help", action="help", help="show this help and exit")
         args = parser.parse_args(argv)
-        check_counts(args, positive=("n", "nrow", "sweep_steps", "steps"))
-        dist.check_device(args.device, "--device")
+        check_counts(args, positive=("n", "nrow", "sweep_steps"))
+        check_seeds(args, "seed")
+        check_output_file(args.out)
         trainer = checkpoint.trainer_from_state(state, args.device, args.override, str(path))
         with torch.no_grad():
             if declared.sample is not None:
@@ -56,18 +58,17 @@ def main(argv=None) -> int:
             else:
                 pictures = {"samples": (trainer.generate(args.n, args.seed, ema=not args.raw),
                                         args.nrow)}
+        out = Path(args.out)
+        targets = {name: out if i == 0 else out.with_name(f"{out.stem}_{name}{out.suffix or '.png'}")
+                   for i, name in enumerate(pictures)}
+        for target in targets.values():  # all of them before the first is written
+            check_output_file(target)
+        for name, (images, nrow) in pictures.items():
+            write_output(targets[name], lambda target: save_grid(images, target, nrow))
+            print(f"wrote {targets[name]} ({name}: {images.shape[0]} images)")
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
-    out = Path(args.out)
-    for i, (name, (images, nrow)) in enumerate(pictures.items()):
-        target = out if i == 0 else out.with_name(f"{out.stem}_{name}{out.suffix or '.png'}")
-        try:
-            write_output(target, lambda path: save_grid(images, path, nrow))
-        except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return err.exit_code
-        print(f"wrote {target} ({name}: {images.shape[0]} images)")
     return 0
 
 

@@ -24,7 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from common.cli import ArgumentParser  # noqa: E402
+from common import dist  # noqa: E402
+from common.cli import (ArgumentParser, check_counts, check_output_file,  # noqa: E402
+                        check_writable, write_output)
 from common.data.t7captions import write_caption_file  # noqa: E402
 from common.data.text_encoders import ENCODERS, get_encoder  # noqa: E402
 from common.data.text_files import (EMBEDDING_FILES, load_captions, load_class_ids,  # noqa: E402
@@ -92,25 +94,33 @@ def embed_split(encoder, data_dir: Path, text_dir: Path, split: str, out: Path,
     flat = [c for caps in captions for c in caps[:count]]
     vectors = encoder.encode(flat).reshape(len(keep), count, -1)
     target = out / split
-    target.mkdir(parents=True, exist_ok=True)
-    with open(target / EMBEDDING_FILES[encoder.name], "wb") as f:
-        pickle.dump(vectors.astype(np.float32), f, protocol=2)
+    dump_pickle(target / EMBEDDING_FILES[encoder.name], vectors.astype(np.float32))
     if out.resolve() != data_dir.resolve():
-        with open(target / "filenames.pickle", "wb") as f:
-            pickle.dump([names[i] for i in keep], f, protocol=2)
+        dump_pickle(target / "filenames.pickle", [names[i] for i in keep])
         if (split_dir / "class_info.pickle").is_file():
-            with open(target / "class_info.pickle", "wb") as f:
-                pickle.dump([int(classes[i]) for i in keep], f, protocol=2)
+            dump_pickle(target / "class_info.pickle", [int(classes[i]) for i in keep])
     dropped = len(names) - len(keep)
     note = f", {dropped} images without captions left out" if dropped else ""
     return (f"{target / EMBEDDING_FILES[encoder.name]}: {vectors.shape[0]} images x "
             f"{count} captions x {vectors.shape[2]}{note}")
 
 
+def dump_pickle(path: Path, value) -> None:
+    """Protocol 2 (the originals read it under Python 2), written atomically."""
+    write_output(path, lambda tmp: tmp.write_bytes(pickle.dumps(value, protocol=2)))
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        encoder = get_encoder(args.encoder, args.dim, args.model, args.device)
+        check_counts(args, positive=("dim",), non_negative=("captions_per_image",))
+        device = dist.resolve_device(args.device) if args.device else None
+        if args.captions:
+            check_output_file(args.out)
+        else:
+            check_writable(Path(args.out or args.data_dir), f"{args.out or args.data_dir}: the "
+                           "output folder")
+        encoder = get_encoder(args.encoder, args.dim, args.model, device)
         if args.captions:
             texts = load_captions(args.captions)
             if not texts:

@@ -12,17 +12,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import yaml  # noqa: E402
-
 from common.cli import ArgumentParser, train_main  # noqa: E402
+from common.config import read_yaml  # noqa: E402
+from common.errors import ConfigError  # noqa: E402
 
 
 def model_for(cfg_path: str | None) -> str:
     """stackgan_v2 when the YAML file has a top-level TREE section, else stackgan_v1. An unreadable
     file falls through to v1, whose config loader reports the problem with the file's name."""
     try:
-        data = yaml.safe_load(Path(cfg_path).read_text())
-    except (OSError, TypeError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
+        data = read_yaml(Path(cfg_path))
+    except (ConfigError, TypeError):  # TypeError: no --cfg given
         return "stackgan_v1"
     return "stackgan_v2" if isinstance(data, dict) and "TREE" in data else "stackgan_v1"
 

@@ -15,6 +15,7 @@ the original's own loop map onto the common loop as follows (see docs/stackgan_v
 """
 from __future__ import annotations
 
+from common.config import require_at_least
 from common.errors import ConfigError
 from common.losses import FORMS
 from stackgan import text_data
@@ -104,23 +105,14 @@ def check_config(cfg) -> None:
         raise ConfigError(f"GAN.GF_DIM {cfg.GAN.GF_DIM} must be a multiple of {step} for "
                           f"{cfg.TREE.BRANCH_NUM} branches (each branch halves the width)",
                           "GAN.GF_DIM")
-    for key in ("GF_DIM", "DF_DIM", "Z_DIM", "EMBEDDING_DIM"):
-        if cfg.GAN[key] < 1:
-            raise ConfigError(f"GAN.{key} must be positive, got {cfg.GAN[key]}", f"GAN.{key}")
-    if cfg.GAN.R_NUM < 0:
-        raise ConfigError(f"GAN.R_NUM must be >= 0, got {cfg.GAN.R_NUM}", "GAN.R_NUM")
-    if cfg.TRAIN.MAX_EPOCH < 1:  # zero epochs would train nothing and still write a run
-        raise ConfigError(f"TRAIN.MAX_EPOCH must be at least 1, got {cfg.TRAIN.MAX_EPOCH}",
-                          "TRAIN.MAX_EPOCH")
-    for key in ("KL", "UNCOND_LOSS", "COLOR_LOSS"):
-        if cfg.TRAIN.COEFF[key] < 0:
-            raise ConfigError(f"TRAIN.COEFF.{key} must be >= 0, got {cfg.TRAIN.COEFF[key]}",
-                              f"TRAIN.COEFF.{key}")
+    require_at_least(cfg, 1, "GAN.GF_DIM", "GAN.DF_DIM", "GAN.Z_DIM", "GAN.EMBEDDING_DIM")
+    require_at_least(cfg, 0, "GAN.R_NUM", "TRAIN.COEFF.KL", "TRAIN.COEFF.UNCOND_LOSS",
+                     "TRAIN.COEFF.COLOR_LOSS", "TRAIN.SNAPSHOT_INTERVAL")
+    if cfg.TRAIN.FLAG and cfg.RUN.MAX_ITERS <= 0:  # else RUN.MAX_ITERS sets the length
+        require_at_least(cfg, 1, "TRAIN.MAX_EPOCH")  # zero epochs would train nothing
     if cfg.TRAIN.BATCH_SIZE < 2:
         raise ConfigError("TRAIN.BATCH_SIZE must be at least 2 (batch norm needs a batch)",
                           "TRAIN.BATCH_SIZE")
-    if cfg.TRAIN.SNAPSHOT_INTERVAL < 0:
-        raise ConfigError("TRAIN.SNAPSHOT_INTERVAL must be >= 0", "TRAIN.SNAPSHOT_INTERVAL")
     if cfg.TRAIN.EMA_WRITE_BACK and cfg.TRAIN.SNAPSHOT_INTERVAL == 0:
         raise ConfigError("TRAIN.EMA_WRITE_BACK (on by default, as the original) writes the "
                           "average back at every snapshot, and TRAIN.SNAPSHOT_INTERVAL is 0; set "

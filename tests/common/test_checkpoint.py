@@ -116,3 +116,8 @@ def test_a_save_where_a_file_stands_for_the_folder_is_one_error(tmp_path):
     with pytest.raises(CheckpointError, match=r"file/last.pt: the checkpoint could not be written "
                                               r"\(its folder: "):
         checkpoint.save({"format": 1, "nets": {}}, tmp_path / "file" / "last.pt")
+
+
+def test_a_save_onto_a_folder_is_one_error(tmp_path):
+    with pytest.raises(CheckpointError, match="is a folder; expected a checkpoint file name"):
+        checkpoint.save({"format": 1, "nets": {}}, tmp_path)

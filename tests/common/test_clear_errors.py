@@ -40,8 +40,8 @@ def toy_run(tmp_path_factory):
     (["RUN.LOG_EVERY=0"], "RUN.LOG_EVERY is 0; expected an integer >= 1"),
     (["RUN.CKPT_EVERY=-5"], "RUN.CKPT_EVERY is -5"),
     (["RUN.THREADS=two"], "RUN.THREADS must be int"),
-    (["RUN.SEED=-1"], "RUN.SEED is -1; expected an integer from 0 to 2**63 - 1"),
-    ([f"RUN.SEED={2**70}"], f"RUN.SEED is {2**70}; expected an integer from 0 to 2**63 - 1"),
+    ([f"RUN.SEED={2**64}"], f"RUN.SEED is {2**64}; expected an integer from -2**63 to 2**64 - 1"),
+    ([f"RUN.SEED={-2**63 - 1}"], "expected an integer from -2**63 to 2**64 - 1"),
     (["DATA.OPTIONS.SEED=-1"], "DATA.OPTIONS.SEED is -1; expected an integer from 0 to 2**63"),
     (["TOY.LR=1e400"], "TOY.LR must be a finite number, got '1e400'"),
     (["TOY.LR=.nan"], "TOY.LR must be a finite number, got nan"),
@@ -146,6 +146,12 @@ def test_sample_into_an_unwritable_place_is_one_line(repo, toy_run, tmp_path, ca
     assert [p.name for p in tmp_path.iterdir()] == ["file"]  # no temporary file left
 
 
+def test_sample_on_device_auto_takes_what_there_is(toy_run, tmp_path, capsys):
+    assert load_script("sample").main([str(toy_run), str(tmp_path / "s.png"), "--n", "4",
+                                       "--device", "auto"]) == 0
+    assert (tmp_path / "s.png").is_file()
+
+
 def test_evaluate_refuses_an_unknown_device(repo, toy_run, capsys):
     assert load_script("evaluate").main(["--run", str(toy_run), "--device", "gpu",
                                                "--protocol", "fid10k", "--out", "-"]) == 2
@@ -156,8 +162,10 @@ def test_evaluate_refuses_an_unknown_device(repo, toy_run, capsys):
     (["--batch-size", "0"], "--batch-size: expected a positive count, got 0"),
     (["--workers", "-1"], "--workers: expected a count >= 0, got -1"),
     (["--reference-n", "-2"], "--reference-n: expected a count >= 0, got -2"),
-    (["--out", "."], ": is a folder; expected a .jsonl file name"),
-    (["--out", "file/m.jsonl"], "file/m.jsonl: cannot be written"),
+    (["--out", "."], ": is a folder; expected an output file name"),
+    (["--out", "file/m.jsonl"], "file/m.jsonl: the output file cannot be written here"),
+    (["--seed", str(2**64)], "--seed: expected an integer from -2**63 to 2**64 - 1"),
+    (["--protocol", "nope", "--out", "sub/m.jsonl"], "unknown protocol 'nope'"),
 ])
 def test_evaluate_refuses_bad_counts_and_outputs_before_scoring(toy_run, tmp_path, capsys,
                                                                  monkeypatch, args, message):
@@ -166,19 +174,32 @@ def test_evaluate_refuses_bad_counts_and_outputs_before_scoring(toy_run, tmp_pat
     assert load_script("evaluate").main(["--run", str(toy_run), "--protocol", "fid10k",
                                          *args]) == 2
     assert message in one_error_line(capsys)
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]  # no output file, no folder
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64 - 1, -2**63])
+def test_every_seed_torch_accepts_trains(tmp_path, toy_cfg, seed):
+    """Runs trained with a negative seed before the range was checked still run and resume."""
+    out = tmp_path / "run"
+    argv = ["--cfg", str(toy_cfg), "--out", str(out), "--device", "cpu", *TINY, f"RUN.SEED={seed}"]
+    assert cli.train_main(TOY, [*argv, "--max-iters", "2"]) == 0
+    assert cli.train_main(TOY, [*argv, "--resume", "auto"]) == 0
 
 
 # ---- the model-specific scripts ----------------------------------------------------------------
 @pytest.mark.parametrize("args, message", [
-    (["--seed", "-1"], "--seed: expected an integer from 0 to 2**32 - 1"),
-    (["--channels", "0"], "need --k, --stride and --channels >= 1"),
-    (["--size", "0", "--stride", "0"], "need --k, --stride and --channels >= 1"),
+    (["--seed", "-1"], "--seed: expected an integer from 0 to 2**32 - 1 (numpy's RandomState), "
+                       "got -1"),
+    (["--channels", "0"], "--channels: expected a positive count, got 0"),
+    (["--size", "0", "--stride", "0"], "--stride: expected a positive count, got 0"),
+    (["--size", "7"], "--size 7: expected --size minus --stride (2) even and >= 0"),
+    (["--k", "100000000000"], "--k 100000000000, --size 8: a bank this large does not fit"),
 ])
 def test_rpgan_make_filters_refuses_impossible_banks(tmp_path, capsys, args, message):
-    with pytest.raises(SystemExit) as stop:
-        load_script("rpgan_make_filters").main([str(tmp_path / "f.npz"), "--k", "2", *args])
-    assert stop.value.code == 2 and message in one_error_line(capsys)
-    assert not (tmp_path / "f.npz").exists()
+    assert load_script("rpgan_make_filters").main([str(tmp_path / "f.npz"), "--k", "2",
+                                                   *args]) == 2
+    assert message in one_error_line(capsys)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_rpgan_make_filters_into_a_folder_is_one_line(tmp_path, capsys):

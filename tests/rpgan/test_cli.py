@@ -56,7 +56,7 @@ def test_train_resume_fixbn_sample_interp(cli, repo, shared_data, tmp_path):
     assert bad.returncode == 2 and "is a folder; expected an output file name" in bad.stderr
     bad = cli([repo / "scripts/rpgan_fixbn.py", "run", "--n", "8", "--out", "file/x.pt"],
               tmp_path, check=False)
-    assert bad.returncode == 2 and "file/x.pt: the checkpoint could not be written" in bad.stderr
+    assert bad.returncode == 2 and "file/x.pt: the output file cannot be written here" in bad.stderr
     assert "Traceback" not in bad.stderr and ckpt.read_bytes() == before
 
 
