@@ -15,7 +15,7 @@ import torch
 from common import config as config_lib
 from common import dist
 from common import logging as log
-from common.errors import CheckpointError, first_line
+from common.errors import CheckpointError, first_line, load_failure
 
 FORMAT = 1
 
@@ -71,13 +71,8 @@ def read(path: str | Path, what: str, map_location="cpu"):
 
 def _load_failure(path: Path, err: Exception) -> str:
     """Why torch.load refused a file, in words (its own text is a page about weights_only)."""
-    with open(path, "rb") as f:
-        head = f.read(2)
-    if not head:
-        return "the file is empty"
-    if not (head == b"PK" or head[:1] == b"\x80"):  # a zip archive, or the legacy pickle format
-        return "not a PyTorch file (neither a zip archive nor a pickle)"
-    text = first_line(err)
+    text = load_failure(path, err, (b"PK", b"\x80"),  # a zip archive, or the legacy pickle
+                        "not a PyTorch file (neither a zip archive nor a pickle)")
     if text.startswith("Weights only load failed"):
         return "it holds objects other than tensors and plain containers, which are not loaded"
     return text

@@ -54,3 +54,19 @@ def first_line(err: BaseException) -> str:
     """The first line of an exception's message, or its type name when it has none."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def load_failure(path, err: BaseException, magics: tuple[bytes, ...], foreign: str) -> str:
+    """Why a file did not load, in words: it is empty, or no `magics` starts it (then `foreign`
+    says what it is not), or else the loader's own first line. Loaders that fall back to
+    unpickling speak of pickles about any foreign file; this says what the file is instead."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(max(map(len, magics)))
+    except OSError as read_err:
+        return read_err.strerror or type(read_err).__name__
+    if not head:
+        return "the file is empty"
+    if not any(head.startswith(magic) for magic in magics):
+        return foreign
+    return first_line(err)

@@ -112,7 +112,8 @@ def main(argv=None) -> int:
         check_counts(args, positive=("n", "splits", "batch_size"),
                      non_negative=("workers", "reference_n", "reference_size"))
         check_seeds(args, "seed")
-        check_output(args.out)
+        if args.out not in (None, "-"):  # before an evaluation that may take an hour
+            check_output_file(args.out)
         from common import metrics
         for name in args.imports:
             importlib.import_module(name)
@@ -160,12 +161,6 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
     return 0
-
-
-def check_output(out: str | None) -> None:
-    """--out can take the records, found out before an evaluation that may take an hour."""
-    if out not in (None, "-"):
-        check_output_file(out)
 
 
 def fit_protocol_to(images, protocol, asked: int | None):

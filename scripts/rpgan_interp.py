@@ -46,10 +46,6 @@ def main(argv=None) -> int:
         pool = sampling.noise_pool(args.seed, sampling.POOL, generator.z_dim)
         z = sampling.interpolation_latents(pool, pairs, args.steps, args.slerp)
         images = sampling.render(generator, z, args.bn == "population", batch=len(z))
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    try:
         write_output(args.out, lambda path: save_grid(images, path, nrow=args.steps))
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
